@@ -130,7 +130,7 @@ class ServerProcess:
         deadline = time.monotonic() + WAIT_SECONDS
         with selectors.DefaultSelector() as selector:
             selector.register(self.process.stdout, selectors.EVENT_READ)
-            while marker not in self._out:
+            while marker.encode() not in self._out:
                 remaining = deadline - time.monotonic()
                 assert remaining > 0, "timed out; got %r" % self._out
                 if selector.select(remaining):

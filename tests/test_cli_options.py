@@ -53,7 +53,6 @@ def test_version_prints_the_proxy_version(smtpd_command, option):
     "arguments, message",
     [
         (["--bogus"], "option --bogus not recognized"),
-        (["-n", "-s", "abc"], "Invalid size: abc"),
         (["-n", "localhost"], "Bad local spec: localhost"),
         (["-n", "localhost:xyz"], "Bad local port: localhost:xyz"),
         (["-n", "localhost:8025", "remote"], "Bad remote spec: remote"),
@@ -66,6 +65,10 @@ def test_bad_arguments_print_usage_and_the_problem_and_exit_1(smtpd_command, arg
     assert (status, stdout) == (1, "")
     assert stderr.startswith(HELP_HEAD)
     assert stderr.endswith(HELP_TAIL + message + "\n")
+
+
+def test_invalid_size_prints_only_the_problem_and_exits_1(smtpd_command):
+    assert run(smtpd_command, "-n", "-s", "abc") == (1, "", "Invalid size: abc\n")
 
 
 def test_usage_function_prints_help_and_message_then_exits(capsys):
