@@ -1,0 +1,277 @@
+r"""Line- and record-oriented channels: a stand-in for the stdlib ``asynchat``.
+
+CPython removed ``asynchat`` in 3.12.  This module reimplements the 3.11
+version on top of smtpd_compat's own asyncore, with the same observable
+behaviour, except that importing it raises no DeprecationWarning.
+
+An async_chat splits its input at a "terminator" (for example b'\r\n' for
+command lines, b'\r\n.\r\n' for a dot-terminated body, or a byte count),
+feeding the bytes before it to collect_incoming_data() and then calling
+found_terminator().  Output is queued with push() or push_with_producer()
+and written as the socket accepts it.
+
+Public names:
+
+    async_chat
+        Abstract channel; subclasses implement collect_incoming_data() and
+        found_terminator().
+    simple_producer
+        Hands out a bytes object in pieces through more().
+    find_prefix_at_end(haystack, needle)
+        Length of the longest proper prefix of ``needle`` that ends
+        ``haystack``.
+"""
+
+from collections import deque
+
+from . import asyncore
+
+
+class async_chat(asyncore.dispatcher):
+    """A channel that reads up to terminators and writes a queue of output.
+
+    Subclasses must provide collect_incoming_data() and found_terminator().
+    The terminator may be bytes, a str (encoded with ``encoding`` when
+    ``use_encoding`` is set), a non-negative int (a byte count) or None
+    (no framing: everything goes to collect_incoming_data()).
+    """
+
+    ac_in_buffer_size = 65536      # most bytes asked of one recv()
+    ac_out_buffer_size = 65536     # most bytes offered to one send()
+
+    # Mixing str into a bytes protocol is usually a bug, so silently
+    # encoding str is opt-in.
+    use_encoding = 0
+    encoding = 'latin-1'
+
+    def __init__(self, sock=None, map=None):
+        self.ac_in_buffer = b''     # received, not yet matched to a terminator
+        self.incoming = []          # pieces kept by _collect_incoming_data()
+        # Output queue: bytes-like chunks, producers (objects with more()),
+        # and None as the close_when_done() marker.
+        self.producer_fifo = deque()
+        asyncore.dispatcher.__init__(self, sock, map)
+
+    def discard_buffers(self):
+        """Throw away all pending input and output (emergencies only)."""
+        self.ac_in_buffer = b''
+        del self.incoming[:]
+        self.producer_fifo.clear()
+
+    # -- hooks for subclasses ------------------------------------------------
+
+    def collect_incoming_data(self, data):
+        raise NotImplementedError("must be implemented in subclass")
+
+    def found_terminator(self):
+        raise NotImplementedError("must be implemented in subclass")
+
+    # Ready-made collector pair a subclass can adopt: keep the pieces, then
+    # hand them back joined.
+    def _collect_incoming_data(self, data):
+        self.incoming.append(data)
+
+    def _get_data(self):
+        joined = b''.join(self.incoming)
+        del self.incoming[:]
+        return joined
+
+    # -- predicates consulted by the loop --------------------------------------
+
+    def readable(self):
+        """Always willing to read; input buffering is not bounded."""
+        return 1
+
+    def writable(self):
+        """Want write events while output is queued, or to finish connecting."""
+        return self.producer_fifo or (not self.connected)
+
+    # -- framing ---------------------------------------------------------------
+
+    def get_terminator(self):
+        return self.terminator
+
+    def set_terminator(self, term):
+        """Set the input delimiter: bytes (or str), a byte count, or None."""
+        if isinstance(term, str):
+            if self.use_encoding:
+                term = bytes(term, self.encoding)
+        elif isinstance(term, int) and term < 0:
+            raise ValueError('the number of received bytes must be positive')
+        self.terminator = term
+
+    def handle_read(self):
+        try:
+            data = self.recv(self.ac_in_buffer_size)
+        except OSError as exc:
+            # BlockingIOError is only a spurious wake-up: retry on the next
+            # event.  Anything else is a real failure.
+            if not isinstance(exc, BlockingIOError):
+                self.handle_error()
+            return
+
+        if self.use_encoding and isinstance(data, str):
+            # Faithful to CPython 3.11, which passes the ``str`` type rather
+            # than the data here and so always raises TypeError.
+            data = bytes(str, self.encoding)
+        self.ac_in_buffer = self.ac_in_buffer + data
+
+        # One recv() may hold several records, so keep framing until the
+        # buffer is used up or ends in a partial terminator.
+        while self.ac_in_buffer:
+            buffered = len(self.ac_in_buffer)
+            terminator = self.get_terminator()
+            if not terminator:
+                self._take_everything()
+            elif isinstance(terminator, int):
+                self._take_counted(terminator, buffered)
+            elif not self._take_delimited(terminator, buffered):
+                break
+
+    def _take_everything(self):
+        self.collect_incoming_data(self.ac_in_buffer)
+        self.ac_in_buffer = b''
+
+    def _take_counted(self, wanted, buffered):
+        # A numeric terminator counts down across reads; it is left at 0
+        # once reached, after which input is no longer framed.
+        if buffered < wanted:
+            self._take_everything()
+            self.terminator = self.terminator - buffered
+            return
+        self.collect_incoming_data(self.ac_in_buffer[:wanted])
+        self.ac_in_buffer = self.ac_in_buffer[wanted:]
+        self.terminator = 0
+        self.found_terminator()
+
+    def _take_delimited(self, terminator, buffered):
+        """Consume input up to a delimiter; False when more must be read."""
+        delimiter_size = len(terminator)
+        found_at = self.ac_in_buffer.find(terminator)
+        if found_at != -1:
+            # Empty records are not reported to the collector.
+            if found_at > 0:
+                self.collect_incoming_data(self.ac_in_buffer[:found_at])
+            self.ac_in_buffer = self.ac_in_buffer[found_at + delimiter_size:]
+            # found_terminator() may switch terminators; the caller's loop
+            # picks the new one up for whatever is left.
+            self.found_terminator()
+            return True
+        partial = find_prefix_at_end(self.ac_in_buffer, terminator)
+        if not partial:
+            self._take_everything()
+            return True
+        # The buffer ends with what may be the start of a delimiter: pass
+        # on the rest and keep that tail until more arrives.
+        if partial != buffered:
+            self.collect_incoming_data(self.ac_in_buffer[:-partial])
+            self.ac_in_buffer = self.ac_in_buffer[-partial:]
+        return False
+
+    # -- output ----------------------------------------------------------------
+
+    def push(self, data):
+        """Queue bytes-like ``data`` and try to send some straight away."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            # CPython 3.11 raises with these two arguments, unformatted.
+            raise TypeError('data argument must be byte-ish (%r)',
+                            type(data))
+        limit = self.ac_out_buffer_size
+        if len(data) <= limit:
+            self.producer_fifo.append(data)
+        else:
+            for start in range(0, len(data), limit):
+                self.producer_fifo.append(data[start:start + limit])
+        self.initiate_send()
+
+    def push_with_producer(self, producer):
+        """Queue an object whose more() returns data, b'' when exhausted."""
+        self.producer_fifo.append(producer)
+        self.initiate_send()
+
+    def close_when_done(self):
+        """Close the channel once everything queued so far has been sent."""
+        self.producer_fifo.append(None)
+
+    def initiate_send(self):
+        """Make at most one send() attempt from the head of the queue.
+
+        Producers met on the way are drained into the queue first.
+        """
+        while self.producer_fifo and self.connected:
+            head = self.producer_fifo[0]
+            if not head:
+                del self.producer_fifo[0]
+                if head is None:
+                    self.handle_close()
+                    return
+                # An empty entry still goes on to the send below, as in
+                # CPython: the socket is offered b''.
+            limit = self.ac_out_buffer_size
+            try:
+                chunk = head[:limit]
+            except TypeError:
+                # Not sliceable, so it is a producer.
+                self._pull_from_producer(head)
+                continue
+            self._send_from_head(head, chunk, limit)
+            return
+
+    def _pull_from_producer(self, producer):
+        # Put the producer's next piece in front of it; drop it from the
+        # queue once it has nothing more to give.
+        piece = producer.more()
+        if piece:
+            self.producer_fifo.appendleft(piece)
+        else:
+            del self.producer_fifo[0]
+
+    def _send_from_head(self, head, chunk, limit):
+        if isinstance(chunk, str) and self.use_encoding:
+            chunk = bytes(chunk, self.encoding)
+        try:
+            sent = self.send(chunk)
+        except OSError:
+            self.handle_error()
+            return
+        if not sent:
+            return
+        if sent < len(chunk) or limit < len(head):
+            self.producer_fifo[0] = head[sent:]     # keep the unsent rest
+        else:
+            del self.producer_fifo[0]
+
+    def handle_write(self):
+        self.initiate_send()
+
+    def handle_close(self):
+        self.close()
+
+
+
+class simple_producer:
+    """Serve ``data`` through more() in pieces of ``buffer_size`` bytes."""
+
+    def __init__(self, data, buffer_size=512):
+        self.buffer_size = buffer_size
+        self.data = data
+
+    def more(self):
+        size = self.buffer_size
+        if len(self.data) > size:
+            piece, self.data = self.data[:size], self.data[size:]
+        else:
+            piece, self.data = self.data, b''
+        return piece
+
+
+def find_prefix_at_end(haystack, needle):
+    """Return how long a proper prefix of ``needle`` ends ``haystack``.
+
+    For example ("qwerty\r", "\r\n") gives 1 and ("qwertydkjf", "\r\n")
+    gives 0.  The caller has already ruled out a whole ``needle`` match.
+    """
+    size = len(needle) - 1
+    while size and not haystack.endswith(needle[:size]):
+        size -= 1
+    return size

@@ -1,0 +1,700 @@
+"""Event loop and socket channels: a stand-in for the stdlib ``asyncore``.
+
+CPython removed ``asyncore`` in 3.12.  This module reimplements the 3.11
+version with the same observable behaviour (state changes, log text, reprs,
+errno handling), except that importing it raises no DeprecationWarning.
+
+Public names:
+
+    loop(timeout=30.0, use_poll=False, map=None, count=None)
+        Drive the channels in ``map`` until it is empty or ``count`` runs.
+    poll, poll2, poll3
+        One pass of the loop using select() (``poll``) or poll()
+        (``poll2``; ``poll3`` is an old alias of it).
+    read, write, _exception, readwrite
+        Deliver one event to a channel, routing failures to handle_error().
+    dispatcher
+        Thin wrapper making a non-blocking socket an event-driven channel.
+    dispatcher_with_send
+        A dispatcher that buffers what send() is given.
+    file_wrapper, file_dispatcher  (POSIX only)
+        Treat a file descriptor such as a pipe as a channel.
+    close_all(map=None, ignore_all=False)
+        Close every channel in a map and empty it.
+    compact_traceback()
+        Summarise the exception being handled on one line.
+    ExitNow
+        Raise it from a handler to get out of loop().
+    socket_map
+        The map channels join when none is given.
+
+Sockets are created through this module's global ``socket`` name, looked up
+at call time, so tests can swap in a mock socket module.
+"""
+
+import os
+import select
+import socket
+import sys
+import time
+import warnings
+from errno import (EAGAIN, EALREADY, EBADF, ECONNABORTED, ECONNRESET,
+                   EINPROGRESS, EINVAL, EISCONN, ENOTCONN, EPIPE, ESHUTDOWN,
+                   EWOULDBLOCK, errorcode)
+
+
+# errno values meaning "the peer went away": a send or recv failing with one
+# of these closes the channel quietly instead of reporting an error.
+_DISCONNECTED = frozenset({ECONNRESET, ENOTCONN, ESHUTDOWN, ECONNABORTED,
+                           EPIPE, EBADF})
+
+# importlib.reload() re-executes this file in the existing namespace; keeping
+# the old map means channels registered before a reload are not orphaned.
+socket_map = globals().get('socket_map', {})
+
+
+# This file lives inside a package, yet it stands in for top-level stdlib
+# modules.  Wherever CPython prints a module name (reprs, warnings) we print
+# the stdlib name, so output reads exactly as it would with CPython.
+_PACKAGE = __name__.rpartition('.')[0]
+_STDLIB_MODULE_NAMES = {__name__: 'asyncore'}
+if _PACKAGE:
+    _STDLIB_MODULE_NAMES[_PACKAGE] = 'smtpd'
+    _STDLIB_MODULE_NAMES[_PACKAGE + '.asynchat'] = 'asynchat'
+
+
+def _public_class_name(cls):
+    module = _STDLIB_MODULE_NAMES.get(cls.__module__, cls.__module__)
+    return '%s.%s' % (module, cls.__qualname__)
+
+
+def _strerror(err):
+    """Describe errno ``err``, even where os.strerror() cannot."""
+    try:
+        return os.strerror(err)
+    except (ValueError, OverflowError, NameError):
+        symbol = errorcode.get(err)
+        if symbol is not None:
+            return symbol
+        return "Unknown error %s" % err
+
+
+class ExitNow(Exception):
+    """Raised by a handler to stop the loop; never routed to handle_error."""
+
+
+# Exceptions that must escape the loop rather than be swallowed by a
+# channel's handle_error().
+_reraised_exceptions = (ExitNow, KeyboardInterrupt, SystemExit)
+
+
+# ---------------------------------------------------------------------------
+# Delivering events to channels
+# ---------------------------------------------------------------------------
+
+def _deliver(obj, handler_name):
+    # The handler is looked up inside the try so that a channel lacking it
+    # is treated like any other failing handler.
+    try:
+        getattr(obj, handler_name)()
+    except _reraised_exceptions:
+        raise
+    except BaseException:
+        obj.handle_error()
+
+
+def read(obj):
+    """Tell ``obj`` it is readable."""
+    _deliver(obj, 'handle_read_event')
+
+
+def write(obj):
+    """Tell ``obj`` it is writable."""
+    _deliver(obj, 'handle_write_event')
+
+
+def _exception(obj):
+    """Tell ``obj`` select() flagged an exceptional condition on it."""
+    _deliver(obj, 'handle_expt_event')
+
+
+def _act_on_poll_flags(obj, flags):
+    # The POLL* constants are read at call time: not every platform has
+    # them, and a missing one must fail like a handler would.  Handlers are
+    # looked up only when their bit is set.
+    handlers_by_mask = (
+        (select.POLLIN, 'handle_read_event'),
+        (select.POLLOUT, 'handle_write_event'),
+        (select.POLLPRI, 'handle_expt_event'),
+        (select.POLLHUP | select.POLLERR | select.POLLNVAL, 'handle_close'),
+    )
+    for mask, handler_name in handlers_by_mask:
+        if flags & mask:
+            getattr(obj, handler_name)()
+
+
+def readwrite(obj, flags):
+    """Deliver every event that poll() reported in ``flags`` to ``obj``."""
+    try:
+        _act_on_poll_flags(obj, flags)
+    except OSError as exc:
+        # A vanished peer is an ordinary close, anything else is an error.
+        if exc.errno in _DISCONNECTED:
+            obj.handle_close()
+        else:
+            obj.handle_error()
+    except _reraised_exceptions:
+        raise
+    except BaseException:
+        obj.handle_error()
+
+
+# ---------------------------------------------------------------------------
+# One pass of the loop
+# ---------------------------------------------------------------------------
+
+def _select_lists(channels):
+    """Split channels into select()'s read, write and exception fd lists."""
+    readers, writers, watched = [], [], []
+    for fd, obj in list(channels.items()):
+        wants_read = obj.readable()
+        wants_write = obj.writable()
+        if wants_read:
+            readers.append(fd)
+        # A listening socket reports "writable" all the time; it has nothing
+        # to write, so leave it out or select() would spin.
+        if wants_write and not obj.accepting:
+            writers.append(fd)
+        if wants_read or wants_write:
+            watched.append(fd)
+    return readers, writers, watched
+
+
+def _notify_ready(channels, ready_fds, notify):
+    # A handler run earlier in this pass may have closed a channel, so look
+    # each one up again and skip those that have left the map.
+    for fd in ready_fds:
+        obj = channels.get(fd)
+        if obj is not None:
+            notify(obj)
+
+
+def poll(timeout=0.0, map=None):
+    """Wait up to ``timeout`` seconds with select() and dispatch events."""
+    if map is None:
+        map = socket_map
+    if not map:
+        return
+    readers, writers, watched = _select_lists(map)
+    if not (readers or writers or watched):
+        # Nothing to wait on, but callers still expect the pass to take
+        # about ``timeout`` seconds.
+        time.sleep(timeout)
+        return
+    readers, writers, watched = select.select(readers, writers, watched,
+                                              timeout)
+    _notify_ready(map, readers, read)
+    _notify_ready(map, writers, write)
+    _notify_ready(map, watched, _exception)
+
+
+def _poll_flags_for(obj):
+    flags = select.POLLIN | select.POLLPRI if obj.readable() else 0
+    # As with select(): a listening socket never asks to write.
+    if obj.writable() and not obj.accepting:
+        flags |= select.POLLOUT
+    return flags
+
+
+def poll2(timeout=0.0, map=None):
+    """Like poll(), but waits with select.poll()."""
+    if map is None:
+        map = socket_map
+    if timeout is not None:
+        timeout = int(timeout * 1000)   # poll() counts in milliseconds
+    pollster = select.poll()
+    if not map:
+        return
+    for fd, obj in list(map.items()):
+        flags = _poll_flags_for(obj)
+        if flags:
+            pollster.register(fd, flags)
+    for fd, flags in pollster.poll(timeout):
+        obj = map.get(fd)
+        if obj is not None:
+            readwrite(obj, flags)
+
+
+poll3 = poll2   # kept because old code still calls it by this name
+
+
+def loop(timeout=30.0, use_poll=False, map=None, count=None):
+    """Run passes until ``map`` is empty, or at most ``count`` passes."""
+    if map is None:
+        map = socket_map
+    if use_poll and hasattr(select, 'poll'):
+        run_once = poll2
+    else:
+        run_once = poll
+    passes_left = count
+    while map and (passes_left is None or passes_left > 0):
+        run_once(timeout, map)
+        if passes_left is not None:
+            passes_left = passes_left - 1
+
+
+# ---------------------------------------------------------------------------
+# Channels
+# ---------------------------------------------------------------------------
+
+# errno values from close() that only mean there was nothing left to close.
+_ALREADY_CLOSED = (ENOTCONN, EBADF)
+
+# errno values from accept() that mean "no connection to hand out now".
+_NOTHING_TO_ACCEPT = (EWOULDBLOCK, ECONNABORTED, EAGAIN)
+
+# errno values from connect_ex() that mean the connection is under way.
+_CONNECT_PENDING = (EINPROGRESS, EALREADY, EWOULDBLOCK)
+
+
+def _pending_error(sock):
+    # SO_ERROR holds the outcome of a non-blocking connect, or any other
+    # error the socket has latched.  ``socket`` is looked up at call time
+    # so a substituted socket module supplies the constants.
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+
+def _warn_unhandled(channel, what):
+    channel.log_info('unhandled %s event' % what, 'warning')
+
+
+class dispatcher:
+    """A non-blocking socket that reacts to events from loop().
+
+    Subclasses override the handle_*() methods and the readable() and
+    writable() predicates; the socket methods wrap the socket's own and
+    turn "would block" and "peer gone" conditions into events.
+    """
+
+    # Channel state.  Listening sockets set ``accepting``; ``connecting``
+    # covers a non-blocking connect() that has not completed yet.
+    addr = None
+    connected = False
+    connecting = False
+    accepting = False
+    closing = False
+
+    debug = False   # dispatcher_with_send logs each send() when set
+    # log_info() types that are not printed.
+    ignore_log_types = frozenset({'warning'})
+
+    def __init__(self, sock=None, map=None):
+        self._map = socket_map if map is None else map
+        self._fileno = None
+        if not sock:
+            self.socket = None
+            return
+        # The socket may come from blocking code (e.g. accept()); the loop
+        # must never block on it.
+        sock.setblocking(False)
+        self.set_socket(sock, map)
+        self.connected = True
+        try:
+            peer = sock.getpeername()
+        except OSError as err:
+            if err.errno not in (ENOTCONN, EINVAL):
+                # Broken in some way we cannot recover from: make sure the
+                # loop never polls it, then let the caller know.
+                self.del_channel(map)
+                raise
+            # Merely not connected yet, which is allowed.
+            self.connected = False
+        else:
+            self.addr = peer
+
+    def __repr__(self):
+        words = [_public_class_name(self.__class__)]
+        if self.accepting and self.addr:
+            words.append('listening')
+        elif self.connected:
+            words.append('connected')
+        if self.addr is not None:
+            try:
+                words.append('%s:%d' % self.addr)
+            except TypeError:
+                # Not a (host, port) pair, e.g. a UNIX path or IPv6 tuple.
+                words.append(repr(self.addr))
+        return '<%s at %#x>' % (' '.join(words), id(self))
+
+    # -- membership of the socket map ---------------------------------------
+
+    def set_socket(self, sock, map=None):
+        self.socket = sock
+        self._fileno = sock.fileno()
+        self.add_channel(map)
+
+    def add_channel(self, map=None):
+        target = self._map if map is None else map
+        target[self._fileno] = self
+
+    def del_channel(self, map=None):
+        target = self._map if map is None else map
+        fd = self._fileno
+        if fd in target:
+            del target[fd]
+        self._fileno = None
+
+    # -- creating and configuring the socket ----------------------------------
+
+    def create_socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM):
+        # The defaults are bound once from the real module, but the socket
+        # itself is built through the module global, which tests replace.
+        self.family_and_type = family, type
+        new_sock = socket.socket(family, type)
+        new_sock.setblocking(False)
+        self.set_socket(new_sock)
+
+    def set_reuse_addr(self):
+        """Ask for SO_REUSEADDR so a restarted server can rebind its port."""
+        try:
+            current = self.socket.getsockopt(socket.SOL_SOCKET,
+                                             socket.SO_REUSEADDR)
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR,
+                                   current | 1)
+        except OSError:
+            pass    # best effort: not every platform supports it
+
+    # -- socket operations ----------------------------------------------------
+
+    def bind(self, addr):
+        self.addr = addr
+        return self.socket.bind(addr)
+
+    def listen(self, num):
+        self.accepting = True
+        # Windows rejects larger backlogs from this API.
+        backlog = min(num, 5) if os.name == 'nt' else num
+        return self.socket.listen(backlog)
+
+    def accept(self):
+        """Return (conn, address), or None if no connection is ready."""
+        try:
+            conn, addr = self.socket.accept()
+        except OSError as why:
+            if why.errno not in _NOTHING_TO_ACCEPT:
+                raise
+            return None     # the client gave up, or nothing was queued
+        except TypeError:
+            return None     # accept() handed back None rather than a pair
+        return conn, addr
+
+    def connect(self, address):
+        self.connected = False
+        self.connecting = True
+        err = self.socket.connect_ex(address)
+        if err in _CONNECT_PENDING or (err == EINVAL and os.name == 'nt'):
+            # Completion is reported later as a read or write event.
+            self.addr = address
+        elif err in (0, EISCONN):
+            self.addr = address
+            self.handle_connect_event()
+        else:
+            raise OSError(err, errorcode[err])
+
+    def recv(self, buffer_size):
+        """Receive up to ``buffer_size`` bytes; b'' once the peer is gone."""
+        try:
+            data = self.socket.recv(buffer_size)
+            if data:
+                return data
+            # A readable socket that yields nothing means the peer closed.
+            self.handle_close()
+        except OSError as why:
+            if why.errno not in _DISCONNECTED:
+                raise
+            self.handle_close()
+        return b''
+
+    def send(self, data):
+        """Send what the socket will take; 0 if it would block or is gone."""
+        try:
+            return self.socket.send(data)
+        except OSError as why:
+            if why.errno == EWOULDBLOCK:
+                return 0
+            if why.errno in _DISCONNECTED:
+                self.handle_close()
+                return 0
+            raise
+
+    def close(self):
+        self.connected = self.accepting = self.connecting = False
+        self.del_channel()
+        sock = self.socket
+        if sock is None:
+            return
+        try:
+            sock.close()
+        except OSError as why:
+            if why.errno not in _ALREADY_CLOSED:
+                raise
+
+    # -- predicates consulted by the loop ------------------------------------
+
+    def writable(self):
+        return True
+
+    def readable(self):
+        return True
+
+    # -- events as the loop delivers them -------------------------------------
+
+    def handle_write_event(self):
+        if self.accepting:
+            return      # listening sockets have nothing to write; ignore it
+        if not self.connected and self.connecting:
+            self.handle_connect_event()
+        self.handle_write()
+
+    def handle_read_event(self):
+        if self.accepting:
+            # A listening socket is never "connected"; being readable means
+            # a new connection is waiting.
+            self.handle_accept()
+            return
+        if not self.connected and self.connecting:
+            self.handle_connect_event()
+        self.handle_read()
+
+    def handle_expt_event(self):
+        # An exceptional condition is either a latched socket error or
+        # out-of-band data; only the latter is worth handing to the user.
+        if _pending_error(self.socket) != 0:
+            self.handle_close()
+        else:
+            self.handle_expt()
+
+    def handle_connect_event(self):
+        err = _pending_error(self.socket)
+        if err != 0:
+            raise OSError(err, _strerror(err))
+        self.handle_connect()
+        self.connected, self.connecting = True, False
+
+    def handle_error(self):
+        _, exc_type, exc_value, tb_summary = compact_traceback()
+        try:
+            self_repr = repr(self)
+        except BaseException:
+            # A broken user __repr__ must not hide the original error.
+            self_repr = '<__repr__(self) failed for object at %0x>' % id(self)
+        self.log_info(
+            'uncaptured python exception, closing channel %s (%s:%s %s)'
+            % (self_repr, exc_type, exc_value, tb_summary),
+            'error')
+        self.handle_close()
+
+    # -- user handlers: defaults only report that nobody handled the event -
+
+    def handle_accepted(self, sock, addr):
+        sock.close()    # nobody wants the connection: don't leak it
+        _warn_unhandled(self, 'accepted')
+
+    def handle_accept(self):
+        pair = self.accept()
+        if pair is not None:
+            self.handle_accepted(*pair)
+
+    def handle_connect(self):
+        _warn_unhandled(self, 'connect')
+
+    def handle_read(self):
+        _warn_unhandled(self, 'read')
+
+    def handle_write(self):
+        _warn_unhandled(self, 'write')
+
+    def handle_expt(self):
+        _warn_unhandled(self, 'incoming priority')
+
+    def handle_close(self):
+        _warn_unhandled(self, 'close')
+        self.close()
+
+    # -- logging: override these to route output elsewhere -------------------
+
+    def log_info(self, message, type='info'):
+        """Report a notable condition (to stdout) unless its type is muted."""
+        if type in self.ignore_log_types:
+            return
+        print('%s: %s' % (type, message))
+
+    def log(self, message):
+        """Record routine activity (to stderr)."""
+        sys.stderr.write('log: %s\n' % str(message))
+
+
+class dispatcher_with_send(dispatcher):
+    """A dispatcher whose send() queues data and flushes it as it can.
+
+    Enough for simple clients; asynchat.async_chat does more.
+    """
+
+    # Upper bound on what one socket send is offered.
+    _SEND_CHUNK = 65536
+
+    def __init__(self, sock=None, map=None):
+        dispatcher.__init__(self, sock, map)
+        self.out_buffer = b''
+
+    def send(self, data):
+        if self.debug:
+            self.log_info('sending %r' % (data,))
+        self.out_buffer = self.out_buffer + data
+        self.initiate_send()
+
+    def writable(self):
+        # Until connected we must hear the write event that completes the
+        # connection; afterwards only while output is pending.
+        return (not self.connected) or len(self.out_buffer)
+
+    def handle_write(self):
+        self.initiate_send()
+
+    def initiate_send(self):
+        chunk = self.out_buffer[:self._SEND_CHUNK]
+        sent = dispatcher.send(self, chunk)
+        self.out_buffer = self.out_buffer[sent:]
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+def compact_traceback():
+    """Summarise the exception being handled.
+
+    Returns ((file, function, line), type, value, text), where the triple
+    names the innermost frame and ``text`` lists every frame as
+    "[file|function|line]".
+    """
+    exc_type, exc_value, tb = sys.exc_info()
+    if not tb:
+        raise AssertionError("traceback does not exist")
+    frames = []
+    while tb:
+        code = tb.tb_frame.f_code
+        frames.append((code.co_filename, code.co_name, str(tb.tb_lineno)))
+        tb = tb.tb_next
+    text = ' '.join('[%s|%s|%s]' % frame for frame in frames)
+    return frames[-1], exc_type, exc_value, text
+
+
+def close_all(map=None, ignore_all=False):
+    """Close every channel in ``map`` (default: socket_map), then empty it.
+
+    A channel whose socket is already closed (EBADF) is skipped silently;
+    other failures propagate unless ``ignore_all`` is true.
+    """
+    if map is None:
+        map = socket_map
+    for channel in list(map.values()):
+        try:
+            channel.close()
+        except OSError as exc:
+            if exc.errno != EBADF and not ignore_all:
+                raise
+        except _reraised_exceptions:
+            raise
+        except BaseException:
+            if not ignore_all:
+                raise
+    map.clear()
+
+
+# ---------------------------------------------------------------------------
+# File descriptors as channels (POSIX only)
+#
+# select() says little useful about regular files, but pipes, terminals and
+# the like behave like sockets for our purposes.
+# ---------------------------------------------------------------------------
+
+def _as_fd(fd_or_file):
+    # A file object is as good as its descriptor.
+    try:
+        return fd_or_file.fileno()
+    except AttributeError:
+        return fd_or_file
+
+
+if os.name == 'posix':
+
+    class file_wrapper:
+        """Give a file descriptor just enough of the socket API for us.
+
+        The descriptor is duplicated, so the caller keeps ownership of the
+        one it passed in.
+        """
+
+        def __init__(self, fd):
+            self.fd = os.dup(fd)
+
+        def __repr__(self):
+            # Same text as object.__repr__, with the stdlib module name.
+            return '<%s object at %#x>' % (_public_class_name(self.__class__),
+                                           id(self))
+
+        def fileno(self):
+            return self.fd
+
+        def close(self):
+            if self.fd < 0:
+                return
+            # Mark closed first: if os.close() fails, a second close() (or
+            # __del__) must not try the same descriptor again.
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+        def __del__(self):
+            # Like an unclosed file object: warn, then release the fd.
+            if self.fd >= 0:
+                message = "unclosed file %r" % (self,)
+                warnings.warn(message, ResourceWarning, source=self)
+            self.close()
+
+        def getsockopt(self, level, optname, buflen=None):
+            # The loop only ever asks for the pending error, and a file
+            # never has one.
+            asks_for_error = (level == socket.SOL_SOCKET
+                              and optname == socket.SO_ERROR)
+            if asks_for_error and not buflen:
+                return 0
+            raise NotImplementedError("Only asyncore specific behaviour "
+                                      "implemented.")
+
+        def send(self, *args):
+            return os.write(self.fd, *args)
+
+        def recv(self, *args):
+            return os.read(self.fd, *args)
+
+        # File-style spellings; they stay bound to these implementations.
+        write = send
+        read = recv
+
+    class file_dispatcher(dispatcher):
+        """A dispatcher over a file descriptor (or object with fileno())."""
+
+        def set_file(self, fd):
+            self.socket = file_wrapper(fd)
+            self._fileno = self.socket.fileno()
+            self.add_channel()
+
+        def __init__(self, fd, map=None):
+            dispatcher.__init__(self, None, map)
+            self.connected = True
+            fd = _as_fd(fd)
+            self.set_file(fd)
+            # The duplicate shares the open file description, so this makes
+            # our copy non-blocking too.
+            os.set_blocking(fd, False)
