@@ -1,0 +1,823 @@
+"""smtpd_compat: the ``smtpd`` module that Python 3.12 removed, for 3.8-3.13.
+
+A drop-in replacement (``import smtpd_compat as smtpd``) that behaves like
+CPython 3.11's smtpd: a minimal RFC 5321 SMTP server with the RFC 1870 SIZE
+and RFC 6531 SMTPUTF8 extensions, built on our own copies of asyncore and
+asynchat.  Unlike CPython's module, importing it warns about nothing.
+
+Public classes (``__all__``):
+    SMTPChannel      one client session; subclass it to change the protocol
+    SMTPServer       listening socket; override ``process_message()``
+    DebuggingServer  prints every message it receives on stdout
+    PureProxy        relays every message to another SMTP server
+
+Other module-level names, kept because smtpd had them:
+    DEBUGSTREAM, Devnull, program, __version__, NEWLINE, COMMASPACE,
+    DATA_SIZE_DEFAULT, usage, Options, parseargs
+
+The command line lives in ``smtpd_compat.__main__`` (``python -m smtpd_compat``).
+"""
+
+import collections
+import email._header_value_parser
+import errno
+import getopt
+import socket
+import sys
+import textwrap
+import time
+import types
+import warnings
+
+from smtpd_compat import asynchat, asyncore
+
+__all__ = ["SMTPChannel", "SMTPServer", "DebuggingServer", "PureProxy"]
+
+# The names below are looked up when used, never captured, so code that swaps
+# them (CPython's tests replace ``socket`` and ``DEBUGSTREAM``) is obeyed.
+program = sys.argv[0]
+__version__ = 'Python SMTP proxy version 0.3'
+NEWLINE = '\n'
+COMMASPACE = ', '
+DATA_SIZE_DEFAULT = 33554432
+
+
+class Devnull:
+    """A write-only sink: the default DEBUGSTREAM."""
+
+    def write(self, msg):
+        pass
+
+    def flush(self):
+        pass
+
+
+DEBUGSTREAM = Devnull()
+
+
+def _debug(*values):
+    print(*values, file=DEBUGSTREAM)
+
+
+# Replies sent from more than one place.
+_OK = '250 OK'
+_NEED_HELO = '503 Error: send HELO first'
+_DUPLICATE_GREETING = '503 Duplicate HELO/EHLO'
+_MAIL_PARAMETERS = ' [SP <mail-parameters>]'
+_MODES_CLASH = ("decode_data and enable_SMTPUTF8 cannot"
+                " be set to True at the same time")
+
+# What HELP says about each command, in the order it lists them.  The same
+# words make the "501 Syntax: ..." replies to malformed commands.
+_SYNTAX = {
+    'EHLO': 'EHLO hostname',
+    'HELO': 'HELO hostname',
+    'MAIL': 'MAIL FROM: <address>',
+    'RCPT': 'RCPT TO: <address>',
+    'DATA': 'DATA',
+    'RSET': 'RSET',
+    'NOOP': 'NOOP',
+    'QUIT': 'QUIT',
+    'VRFY': 'VRFY <address>',
+}
+_SUPPORTED = 'Supported commands: ' + ' '.join(_SYNTAX)
+
+# Longest command line accepted before EHLO raises it for MAIL (RFC 5321).
+_COMMAND_LINE_LIMIT = 512
+_END_OF_LINE = b'\r\n'
+_END_OF_DATA = b'\r\n.\r\n'     # a line holding just a dot ends DATA
+
+
+# --- address parsing -------------------------------------------------------
+#
+# smtpd reads MAIL/RCPT/VRFY addresses with the email package's RFC 5322
+# parser.  Python 3.13 hardened that parser: where 3.8-3.12 index an empty
+# string (IndexError), it raises HeaderParseError or stops quietly.  Either
+# way the client's session ends in an error, but to fail exactly as 3.11
+# does on every version we run the stdlib's own parsing functions over a
+# private namespace in which the helpers concerned fail the 3.11 way (on
+# 3.8-3.12 they would have raised that very error anyway).  The email
+# package itself is left untouched.
+
+def _index_error():
+    return IndexError('string index out of range')
+
+
+def _fail_on_empty(parse):
+    """Make *parse* raise 3.11's IndexError when handed an empty string."""
+    def parse_nonempty(value):
+        if not value:
+            raise _index_error()
+        return parse(value)
+    return parse_nonempty
+
+
+def _with_globals(func, namespace):
+    return types.FunctionType(func.__code__, namespace, func.__name__,
+                              func.__defaults__, func.__closure__)
+
+
+def _route_parser(namespace):
+    """get_obs_route that, like 3.11's, fails when a comment after a ','
+    runs to the end of the input (3.13 stops there quietly)."""
+    code = namespace['get_obs_route'].__code__
+    get_domain, get_cfws = namespace['get_domain'], namespace['get_cfws']
+
+    def get_obs_route(value):
+        seen_domain = []    # the loop that 3.13 changed follows the 1st domain
+
+        def domain(text):
+            seen_domain.append(True)
+            return get_domain(text)
+
+        def cfws(text):
+            token, rest = get_cfws(text)
+            if seen_domain and not rest:
+                raise _index_error()
+            return token, rest
+
+        scope = dict(namespace, get_domain=domain, get_cfws=cfws)
+        return types.FunctionType(code, scope)(value)
+    return get_obs_route
+
+
+def _address_parsers():
+    """Return (get_angle_addr, get_addr_spec) that behave like 3.11's."""
+    module = email._header_value_parser
+    namespace = dict(vars(module))
+    for name, value in vars(module).items():
+        if name.startswith('get_') and isinstance(value, types.FunctionType):
+            namespace[name] = _with_globals(value, namespace)
+    for name in ('get_bare_quoted_string', 'get_local_part', 'get_domain'):
+        namespace[name] = _fail_on_empty(namespace[name])
+    namespace['get_obs_route'] = _route_parser(namespace)
+    return namespace['get_angle_addr'], namespace['get_addr_spec']
+
+
+# Under the names smtpd imported them by, so they can be replaced as there.
+get_angle_addr, get_addr_spec = _address_parsers()
+
+
+def _parse_address(arg):
+    """Split *arg* into (address, rest); a falsy address means none found.
+
+    Malformed input can raise, as it does in CPython's smtpd.
+    """
+    if not arg:
+        return '', ''
+    if arg.lstrip().startswith('<'):
+        token, rest = get_angle_addr(arg)
+    else:
+        token, rest = get_addr_spec(arg)
+    return (token.addr_spec if token else token), rest
+
+
+def _strip_keyword(keyword, arg):
+    """Return what follows *keyword* (any case) in *arg*, or '' if absent."""
+    if arg[:len(keyword)].upper() != keyword:
+        return ''
+    return arg[len(keyword):].strip()
+
+
+def _parse_params(words):
+    """Turn ESMTP parameters (``KEY`` or ``KEY=VALUE``) into a dict.
+
+    Returns None if any word breaks RFC 1869's syntax.
+    """
+    params = {}
+    for word in words:
+        key, equals, value = word.partition('=')
+        if not key.isalnum() or (equals and not value):
+            return None
+        params[key] = value if equals else True
+    return params
+
+
+def _split_command(line):
+    """Split a command line into its upper-cased verb and its argument
+    (None when no space follows the verb)."""
+    verb, space, arg = line.partition(' ')
+    return verb.upper(), (arg.strip() if space else None)
+
+
+def _undo_transparency(text, linesep, dot, newline):
+    """Join the lines of a DATA body with *newline*, dropping the leading
+    '.' that the client added to lines starting with one (RFC 5321 4.5.2)."""
+    lines = text.split(linesep)
+    return newline.join(line[1:] if line and line[0] == dot else line
+                        for line in lines)
+
+
+def _check_modes(enable_SMTPUTF8, decode_data):
+    if enable_SMTPUTF8 and decode_data:
+        raise ValueError(_MODES_CLASH)
+
+
+def _renamed(old, new):
+    """Property for *old*, an attribute renamed to *new* in Python 3.5."""
+    def read(self):
+        warnings.warn("Access to %s attribute on SMTPChannel is deprecated, "
+                      "use '%s' instead" % (old, new), DeprecationWarning, 2)
+        return getattr(self, new)
+
+    def write(self, value):
+        warnings.warn("Setting %s attribute on SMTPChannel is deprecated, "
+                      "set '%s' instead" % (old, new), DeprecationWarning, 2)
+        setattr(self, new, value)
+    return property(read, write)
+
+
+class SMTPChannel(asynchat.async_chat):
+    """One SMTP session with a connected client."""
+
+    COMMAND = 0
+    DATA = 1
+
+    command_size_limit = _COMMAND_LINE_LIMIT
+    # Shared by every channel, as in CPython: EHLO raises the MAIL entry and
+    # each new channel clears the lot.
+    command_size_limits = collections.defaultdict(lambda: _COMMAND_LINE_LIMIT)
+
+    # The private names SMTPChannel used before Python 3.5 (class-private, so
+    # they appear as _SMTPChannel__server and so on).
+    __server = _renamed('__server', 'smtp_server')
+    __line = _renamed('__line', 'received_lines')
+    __state = _renamed('__state', 'smtp_state')
+    __greeting = _renamed('__greeting', 'seen_greeting')
+    __mailfrom = _renamed('__mailfrom', 'mailfrom')
+    __rcpttos = _renamed('__rcpttos', 'rcpttos')
+    __data = _renamed('__data', 'received_data')
+    __fqdn = _renamed('__fqdn', 'fqdn')
+    __peer = _renamed('__peer', 'peer')
+    __conn = _renamed('__conn', 'conn')
+    __addr = _renamed('__addr', 'addr')
+
+    @property
+    def max_command_size_limit(self):
+        return max(self.command_size_limits.values(),
+                   default=self.command_size_limit)
+
+    def __init__(self, server, conn, addr, data_size_limit=DATA_SIZE_DEFAULT,
+                 map=None, enable_SMTPUTF8=False, decode_data=False):
+        asynchat.async_chat.__init__(self, conn, map=map)
+        self.smtp_server, self.conn, self.addr = server, conn, addr
+        self.data_size_limit = data_size_limit
+        self.enable_SMTPUTF8, self._decode_data = enable_SMTPUTF8, decode_data
+        # Checked only now, as CPython does: by this point the channel is
+        # already registered with the loop.
+        _check_modes(enable_SMTPUTF8, decode_data)
+        # The pieces the incoming text is made of: str when decoding, else
+        # bytes (where indexing yields ints, hence ord for the dot).
+        if decode_data:
+            self._emptystring, self._linesep = '', '\r\n'
+            self._dotsep, self._newline = '.', NEWLINE
+        else:
+            self._emptystring, self._linesep = b'', b'\r\n'
+            self._dotsep, self._newline = ord(b'.'), b'\n'
+        self._set_rset_state()
+        self.seen_greeting, self.extended_smtp = '', False
+        self.command_size_limits.clear()    # shared: see the class attribute
+        self.fqdn = socket.getfqdn()
+        try:
+            self.peer = conn.getpeername()
+        except OSError as error:
+            self.close()
+            # The client may already have hung up: no session, no error.
+            if error.errno == errno.ENOTCONN:
+                return
+            raise
+        _debug('Peer:', repr(self.peer))
+        self.push('220 %s %s' % (self.fqdn, __version__))
+
+    def _set_post_data_state(self):
+        """Forget the current transaction, as after a message is taken."""
+        self.smtp_state = self.COMMAND
+        self.mailfrom, self.rcpttos = None, []
+        self.require_SMTPUTF8 = False
+        self.num_bytes = 0
+        self.set_terminator(_END_OF_LINE)
+
+    def _set_rset_state(self):
+        """Forget everything but the greeting."""
+        self._set_post_data_state()
+        self.received_data = ''
+        self.received_lines = []
+
+    def push(self, msg):
+        """Send the reply line *msg* (a str) to the client."""
+        encoding = 'utf-8' if self.require_SMTPUTF8 else 'ascii'
+        asynchat.async_chat.push(self, (msg + '\r\n').encode(encoding))
+
+    def collect_incoming_data(self, data):
+        if self.smtp_state == self.COMMAND:
+            limit = self.max_command_size_limit
+        elif self.smtp_state == self.DATA:
+            limit = self.data_size_limit
+        else:
+            limit = None
+        if limit:
+            # Past the limit we stop storing but still let the line end,
+            # so that found_terminator can refuse it.
+            if self.num_bytes > limit:
+                return
+            self.num_bytes += len(data)
+        if self._decode_data:
+            data = str(data, 'utf-8')
+        self.received_lines.append(data)
+
+    def found_terminator(self):
+        line = self._emptystring.join(self.received_lines)
+        _debug('Data:', repr(line))
+        self.received_lines = []
+        if self.smtp_state == self.COMMAND:
+            self._run_command(line)
+        elif self.smtp_state != self.DATA:
+            self.push('451 Internal confusion')
+            self.num_bytes = 0
+        elif self.data_size_limit and self.num_bytes > self.data_size_limit:
+            self.push('552 Error: Too much mail data')
+            self.num_bytes = 0
+        else:
+            self._take_message(line)
+
+    def _run_command(self, line):
+        size, self.num_bytes = self.num_bytes, 0
+        if not line:
+            self.push('500 Error: bad syntax')
+            return
+        command, arg = _split_command(
+            line if self._decode_data else str(line, 'utf-8'))
+        if self.extended_smtp:
+            limit = self.command_size_limits[command]
+        else:
+            limit = self.command_size_limit
+        if size > limit:
+            self.push('500 Error: line too long')
+            return
+        handler = getattr(self, 'smtp_' + command, None)
+        if not handler:
+            self.push('500 Error: command "%s" not recognized' % command)
+            return
+        handler(arg)
+
+    def _take_message(self, body):
+        self.received_data = _undo_transparency(
+            body, self._linesep, self._dotsep, self._newline)
+        options = {}
+        if not self._decode_data:
+            options = {'mail_options': self.mail_options,
+                       'rcpt_options': self.rcpt_options}
+        status = self.smtp_server.process_message(
+            self.peer, self.mailfrom, self.rcpttos, self.received_data,
+            **options)
+        self._set_post_data_state()
+        self.push(status if status else _OK)
+
+    # Helpers kept as methods because subclasses may call or replace them.
+
+    def _strip_command_keyword(self, keyword, arg):
+        return _strip_keyword(keyword, arg)
+
+    def _getaddr(self, arg):
+        return _parse_address(arg)
+
+    def _getparams(self, params):
+        return _parse_params(params)
+
+    def _syntax(self, command):
+        text = 'Syntax: ' + _SYNTAX[command]
+        if self.extended_smtp and command in ('MAIL', 'RCPT'):
+            text += _MAIL_PARAMETERS
+        return text
+
+    # One method per SMTP command; *arg* is None when nothing follows it.
+
+    def smtp_HELO(self, arg):
+        if not arg:
+            self.push('501 ' + self._syntax('HELO'))
+        elif self.seen_greeting:
+            # A second greeting is refused rather than treated as RSET
+            # (see bpo-21783).
+            self.push(_DUPLICATE_GREETING)
+        else:
+            self._set_rset_state()
+            self.seen_greeting = arg
+            self.push('250 %s' % self.fqdn)
+
+    def smtp_EHLO(self, arg):
+        """Greet the client and list the ESMTP extensions on offer."""
+        if not arg:
+            self.push('501 ' + self._syntax('EHLO'))
+            return
+        if self.seen_greeting:
+            self.push(_DUPLICATE_GREETING)
+            return
+        self._set_rset_state()
+        self.seen_greeting, self.extended_smtp = arg, True
+        # (offered?, EHLO keyword, room its MAIL parameter needs on the line)
+        extensions = (
+            (self.data_size_limit, 'SIZE %s' % self.data_size_limit, 26),
+            (not self._decode_data, '8BITMIME', 0),
+            (self.enable_SMTPUTF8, 'SMTPUTF8', 10),
+        )
+        self.push('250-%s' % self.fqdn)
+        for offered, keyword, room in extensions:
+            if offered:
+                self.push('250-' + keyword)
+                if room:
+                    self.command_size_limits['MAIL'] += room
+        self.push('250 HELP')
+
+    def smtp_NOOP(self, arg):
+        self.push(('501 ' + self._syntax('NOOP')) if arg else _OK)
+
+    def smtp_QUIT(self, arg):
+        self.push('221 Bye')
+        self.close_when_done()
+
+    def smtp_HELP(self, arg):
+        if not arg:
+            self.push('250 ' + _SUPPORTED)
+        elif arg.upper() in _SYNTAX:
+            self.push('250 ' + self._syntax(arg.upper()))
+        else:
+            self.push('501 ' + _SUPPORTED)
+
+    def smtp_VRFY(self, arg):
+        if not arg:
+            self.push('501 ' + self._syntax('VRFY'))
+        elif self._getaddr(arg)[0]:
+            self.push('252 Cannot VRFY user, but will accept message '
+                      'and attempt delivery')
+        else:
+            self.push('502 Could not VRFY %s' % arg)
+
+    def smtp_EXPN(self, arg):
+        self.push('502 EXPN not implemented')
+
+    def smtp_MAIL(self, arg):
+        if not self.seen_greeting:
+            self.push(_NEED_HELO)
+            return
+        _debug('===> MAIL', arg)
+        syntax_error = '501 ' + self._syntax('MAIL')
+        if arg is None:
+            self.push(syntax_error)
+            return
+        address, rest = self._getaddr(
+            self._strip_command_keyword('FROM:', arg))
+        if not address or (rest and not self.extended_smtp):
+            self.push(syntax_error)
+            return
+        if self.mailfrom:
+            self.push('503 Error: nested MAIL command')
+            return
+        self.mail_options = rest.upper().split()
+        params = self._getparams(self.mail_options)
+        if params is None:
+            self.push(syntax_error)
+            return
+        reply = self._check_mail_params(params, syntax_error)
+        if reply:
+            self.push(reply)
+            return
+        self.mailfrom = address
+        _debug('sender:', self.mailfrom)
+        self.push(_OK)
+
+    def _check_mail_params(self, params, syntax_error):
+        """Consume the MAIL parameters we know; return an error reply or None.
+
+        Checked one after another, so SMTPUTF8 takes effect even when a
+        later parameter is refused (as in CPython).
+        """
+        if not self._decode_data:
+            if params.pop('BODY', '7BIT') not in ('7BIT', '8BITMIME'):
+                return '501 Error: BODY can only be one of 7BIT, 8BITMIME'
+        if self.enable_SMTPUTF8:
+            smtputf8 = params.pop('SMTPUTF8', False)
+            if smtputf8 is not True and smtputf8 is not False:
+                return '501 Error: SMTPUTF8 takes no arguments'
+            if smtputf8:
+                self.require_SMTPUTF8 = True
+        size = params.pop('SIZE', None)
+        if size:
+            if not size.isdigit():
+                return syntax_error
+            if self.data_size_limit and int(size) > self.data_size_limit:
+                return ('552 Error: message size exceeds fixed maximum '
+                        'message size')
+        if params:
+            return '555 MAIL FROM parameters not recognized or not implemented'
+        return None
+
+    def smtp_RCPT(self, arg):
+        if not self.seen_greeting:
+            self.push(_NEED_HELO)
+            return
+        _debug('===> RCPT', arg)
+        if not self.mailfrom:
+            self.push('503 Error: need MAIL command')
+            return
+        syntax_error = '501 ' + self._syntax('RCPT')
+        if arg is None:
+            self.push(syntax_error)
+            return
+        address, rest = self._getaddr(self._strip_command_keyword('TO:', arg))
+        if not address or (rest and not self.extended_smtp):
+            self.push(syntax_error)
+            return
+        self.rcpt_options = rest.upper().split()
+        params = self._getparams(self.rcpt_options)
+        if params is None:
+            self.push(syntax_error)
+        elif params:
+            # No RCPT parameter is supported.
+            self.push('555 RCPT TO parameters not recognized or not '
+                      'implemented')
+        else:
+            self.rcpttos.append(address)
+            _debug('recips:', self.rcpttos)
+            self.push(_OK)
+
+    def smtp_RSET(self, arg):
+        if arg:
+            self.push('501 ' + self._syntax('RSET'))
+        else:
+            self._set_rset_state()
+            self.push(_OK)
+
+    def smtp_DATA(self, arg):
+        if not self.seen_greeting:
+            self.push(_NEED_HELO)
+        elif not self.rcpttos:
+            self.push('503 Error: need RCPT command')
+        elif arg:
+            self.push('501 ' + self._syntax('DATA'))
+        else:
+            self.smtp_state = self.DATA
+            self.set_terminator(_END_OF_DATA)
+            self.push('354 End data with <CR><LF>.<CR><LF>')
+
+
+class SMTPServer(asyncore.dispatcher):
+    """Listens on *localaddr* and gives each client a ``channel_class``.
+
+    Subclasses implement ``process_message()``; *remoteaddr* is only
+    remembered, for servers that forward mail.
+    """
+
+    channel_class = SMTPChannel
+
+    def __init__(self, localaddr, remoteaddr,
+                 data_size_limit=DATA_SIZE_DEFAULT, map=None,
+                 enable_SMTPUTF8=False, decode_data=False):
+        self._localaddr, self._remoteaddr = localaddr, remoteaddr
+        self.data_size_limit = data_size_limit
+        self.enable_SMTPUTF8, self._decode_data = enable_SMTPUTF8, decode_data
+        _check_modes(enable_SMTPUTF8, decode_data)
+        asyncore.dispatcher.__init__(self, map=map)
+        try:
+            found = socket.getaddrinfo(*localaddr, type=socket.SOCK_STREAM)
+            family, kind = found[0][:2]
+            self.create_socket(family, kind)
+            self.set_reuse_addr()   # so a restarted server can rebind at once
+            self.bind(localaddr)
+            self.listen(5)
+        except BaseException:
+            self.close()    # don't leave a half-made dispatcher in the map
+            raise
+        _debug('%s started at %s\n\tLocal addr: %s\n\tRemote addr:%s' % (
+            self.__class__.__name__, time.ctime(time.time()),
+            localaddr, remoteaddr))
+
+    def handle_accepted(self, conn, addr):
+        _debug('Incoming connection from %s' % repr(addr))
+        # Positional, as CPython passes them: subclasses may rename them.
+        self.channel_class(self, conn, addr, self.data_size_limit, self._map,
+                           self.enable_SMTPUTF8, self._decode_data)
+
+    def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+        """Handle one message; subclasses must override this.
+
+        peer      the client's address, as from getpeername()
+        mailfrom  the envelope sender given with MAIL FROM
+        rcpttos   the list of envelope recipients given with RCPT TO
+        data      the message text (str if decode_data, else bytes), lines
+                  joined with a bare newline and leading dots un-doubled
+        kwargs    when not decode_data: mail_options and rcpt_options, the
+                  upper-cased MAIL and (last) RCPT parameters, e.g.
+                  ['BODY=8BITMIME', 'SMTPUTF8']
+
+        Return None to send '250 OK', or the full reply line to send.
+        """
+        raise NotImplementedError
+
+
+class DebuggingServer(SMTPServer):
+    """Prints each message on stdout, with an X-Peer header added."""
+
+    def _print_message_content(self, peer, data):
+        as_bytes = not isinstance(data, str)
+        in_headers = True
+        for line in data.splitlines():
+            if in_headers and not line:
+                # The blank line ending the headers: add X-Peer before it.
+                header = 'X-Peer: ' + peer[0]
+                print(repr(header.encode('utf-8')) if as_bytes else header)
+                in_headers = False
+            print(repr(line) if as_bytes else line)
+
+    def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+        print('---------- MESSAGE FOLLOWS ----------')
+        # Only bytes-mode channels pass options; empty lists are not shown.
+        for key, template in (('mail_options', 'mail options: %s'),
+                              ('rcpt_options', 'rcpt options: %s\n')):
+            if kwargs.get(key):
+                print(template % kwargs[key])
+        self._print_message_content(peer, data)
+        print('------------ END MESSAGE ------------')
+
+
+class PureProxy(SMTPServer):
+    """Forwards each message to the SMTP server at *remoteaddr*.
+
+    Faithful to CPython 3.11, including its known faults: process_message
+    takes no mail/rcpt options, so it works only with decode_data=True.
+    """
+
+    def __init__(self, *args, **kwargs):
+        if kwargs.get('enable_SMTPUTF8'):
+            raise ValueError("PureProxy does not support SMTPUTF8.")
+        super().__init__(*args, **kwargs)
+
+    def process_message(self, peer, mailfrom, rcpttos, data):
+        lines = data.split('\n')
+        # X-Peer goes last among the headers: before the first blank line.
+        end = next((i for i, line in enumerate(lines) if not line),
+                   len(lines))
+        lines.insert(end, 'X-Peer: %s' % peer[0])
+        refused = self._deliver(mailfrom, rcpttos, NEWLINE.join(lines))
+        _debug('we got some refusals:', refused)
+
+    def _deliver(self, mailfrom, rcpttos, data):
+        """Send the message on; return {recipient: (code, reply)} refused."""
+        import smtplib
+        refused = {}
+        try:
+            relay = smtplib.SMTP()
+            relay.connect(self._remoteaddr[0], self._remoteaddr[1])
+            try:
+                refused = relay.sendmail(mailfrom, rcpttos, data)
+            finally:
+                relay.quit()
+        except smtplib.SMTPRecipientsRefused as e:
+            _debug('got SMTPRecipientsRefused')
+            refused = e.recipients
+        except (OSError, smtplib.SMTPException) as e:
+            _debug('got', e.__class__)
+            # Count every recipient as refused, with the server's code and
+            # reply when the error carries them, else placeholders.
+            failure = (getattr(e, 'smtp_code', -1),
+                       getattr(e, 'smtp_error', 'ignore'))
+            refused.update(dict.fromkeys(rcpttos, failure))
+        return refused
+
+
+# --- command line ------------------------------------------------------------
+
+# (letter, long name, value name or None, explanation), in --help's order.
+# The help text and getopt's option lists are both made from this table.
+_OPTIONS = (
+    ('n', 'nosetuid', None,
+     "This program generally tries to setuid `nobody', unless this flag is "
+     "set.  The setuid call will fail if this program is not run as root "
+     "(in which case, use this flag)."),
+    ('V', 'version', None, "Print the version number and exit."),
+    ('c', 'class', 'classname',
+     "Use `classname' as the concrete SMTP proxy class.  Uses `PureProxy' "
+     "by default."),
+    ('s', 'size', 'limit',
+     'Restrict the total size of the incoming message to "limit" number of '
+     'bytes via the RFC 1870 SIZE extension.  Defaults to 33554432 bytes.'),
+    ('u', 'smtputf8', None,
+     "Enable the SMTPUTF8 extension and behave as an RFC 6531 smtp proxy."),
+    ('d', 'debug', None, "Turn on debugging prints."),
+    ('h', 'help', None, "Print this message and exit."),
+)
+
+_DEFAULTS_NOTE = (
+    "If localhost is not given then `localhost' is used, and if localport is "
+    "not given then 8025 is used.  If remotehost is not given then "
+    "`localhost' is used, and if remoteport is not given, then 25 is used.")
+
+
+def _help_text():
+    """The --help text, laid out as CPython's smtpd laid out its own."""
+    parts = ['An RFC 5321 smtp proxy with optional RFC 1870 and RFC 6531 '
+             'extensions.',
+             'Usage: %s [options] [localhost:localport '
+             '[remotehost:remoteport]]' % program,
+             'Options:']
+    indent = ' ' * 8
+    for letter, name, value_name, explanation in _OPTIONS:
+        value = ' ' + value_name if value_name else ''
+        parts.append('    --%s%s\n    -%s%s\n%s' % (
+            name, value, letter, value,
+            textwrap.fill(explanation, 79, initial_indent=indent,
+                          subsequent_indent=indent)))
+    parts.append('Version: %s' % __version__)
+    parts.append(textwrap.fill(_DEFAULTS_NOTE, 79))
+    return '\n\n'.join(parts) + '\n'
+
+
+def usage(code, msg=''):
+    """Print the help text (and *msg*, if any) on stderr; exit with *code*."""
+    print(_help_text(), file=sys.stderr)
+    if msg:
+        print(msg, file=sys.stderr)
+    sys.exit(code)
+
+
+class Options:
+    """The command line's settings, as parseargs() returns them."""
+
+    setuid = True
+    classname = 'PureProxy'
+    size_limit = None
+    enable_SMTPUTF8 = False
+
+
+def _getopt_specs():
+    """getopt's short-option string and long-option list, from _OPTIONS."""
+    short, longs = '', []
+    for letter, name, value_name, _ in _OPTIONS:
+        short += letter + (':' if value_name else '')
+        longs.append(name + ('=' if value_name else ''))
+    return short, longs
+
+
+def _option_letters():
+    """Map each spelling of an option ('-n', '--nosetuid') to its letter."""
+    letters = {}
+    for letter, name, _, _ in _OPTIONS:
+        letters['-' + letter] = letters['--' + name] = letter
+    return letters
+
+
+def _size_option(text):
+    try:
+        return int(text)
+    except ValueError:
+        print('Invalid size: ' + text, file=sys.stderr)
+        sys.exit(1)
+
+
+def _address_option(spec, which):
+    """Split 'host:port' into (host, int port), or exit with usage."""
+    host, colon, port = spec.partition(':')
+    if not colon:
+        usage(1, 'Bad %s spec: %s' % (which, spec))
+    try:
+        return host, int(port)
+    except ValueError:
+        usage(1, 'Bad %s port: %s' % (which, spec))
+
+
+def parseargs():
+    """Read sys.argv into an Options instance, exiting on --help, --version
+    or bad input.  --debug points DEBUGSTREAM at stderr."""
+    global DEBUGSTREAM
+    short, longs = _getopt_specs()
+    try:
+        given, args = getopt.getopt(sys.argv[1:], short, longs)
+    except getopt.GetoptError as e:
+        usage(1, e)
+    letters = _option_letters()
+    options = Options()
+    # Acted on in the order given: "-s x -h" fails on the size, "-h -s x"
+    # prints help.
+    for option, value in given:
+        letter = letters[option]
+        if letter == 'h':
+            usage(0)
+        elif letter == 'V':
+            print(__version__)
+            sys.exit(0)
+        elif letter == 'd':
+            DEBUGSTREAM = sys.stderr
+        elif letter == 's':
+            options.size_limit = _size_option(value)
+        elif letter == 'c':
+            options.classname = value
+        elif letter == 'n':
+            options.setuid = False
+        elif letter == 'u':
+            options.enable_SMTPUTF8 = True
+    if len(args) > 2:
+        usage(1, 'Invalid arguments: %s' % COMMASPACE.join(args))
+    local = args[0] if args else 'localhost:8025'
+    remote = args[1] if len(args) > 1 else 'localhost:25'
+    options.localhost, options.localport = _address_option(local, 'local')
+    options.remotehost, options.remoteport = _address_option(remote, 'remote')
+    return options
