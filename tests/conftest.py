@@ -22,6 +22,22 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WAIT_SECONDS = 20
 
 
+def pytest_addoption(parser):
+    group = parser.getgroup("differential", "tests/test_differential.py")
+    group.addoption("--sessions", type=int, default=None,
+                    help="generated sessions for the differential test (default 900)")
+    group.addoption("--seed", default=None, help="seed for the differential test")
+
+
+def pytest_configure(config):
+    # The differential test reads these when it is imported, after this runs.
+    for option, variable in (("sessions", "SMTPD_COMPAT_DIFF_SESSIONS"),
+                             ("seed", "SMTPD_COMPAT_DIFF_SEED")):
+        value = config.getoption(option)
+        if value is not None:
+            os.environ[variable] = str(value)
+
+
 # --------------------------------------------------------------------------
 # A server in a background thread, on its own socket map.
 
