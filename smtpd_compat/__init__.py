@@ -3,7 +3,9 @@
 A drop-in replacement (``import smtpd_compat as smtpd``) that behaves like
 CPython 3.11's smtpd: a minimal RFC 5321 SMTP server with the RFC 1870 SIZE
 and RFC 6531 SMTPUTF8 extensions, built on our own copies of asyncore and
-asynchat.  Unlike CPython's module, importing it warns about nothing.
+asynchat.  Unlike CPython's module, importing it warns about nothing, and
+the faults of CPython's smtpd that README.rst lists (under "Differences from
+CPython's smtpd") are fixed.
 
 Public classes (``__all__``):
     SMTPChannel      one client session; subclass it to change the protocol
@@ -19,15 +21,15 @@ The command line lives in ``smtpd_compat.__main__`` (``python -m smtpd_compat``)
 """
 
 import collections
-import email._header_value_parser
 import errno
 import getopt
 import socket
 import sys
 import textwrap
 import time
-import types
 import warnings
+# Under the names smtpd imported them by, so they can be replaced as there.
+from email._header_value_parser import get_addr_spec, get_angle_addr
 
 from smtpd_compat import asynchat, asyncore
 
@@ -66,6 +68,12 @@ _DUPLICATE_GREETING = '503 Duplicate HELO/EHLO'
 _MAIL_PARAMETERS = ' [SP <mail-parameters>]'
 _MODES_CLASH = ("decode_data and enable_SMTPUTF8 cannot"
                 " be set to True at the same time")
+# Our own replies, where CPython's smtpd raised and dropped the connection.
+_NOT_UTF8_COMMAND = '500 Error: command line is not valid UTF-8'
+_NOT_UTF8_DATA = '554 Error: message data is not valid UTF-8'
+# RFC 5321 4.2.2's text for 451.
+_LOCAL_ERROR = '451 Requested action aborted: local error in processing'
+_RELAY_FAILED = '451 Error: could not relay the message'
 
 # What HELP says about each command, in the order it lists them.  The same
 # words make the "501 Syntax: ..." replies to malformed commands.
@@ -88,88 +96,23 @@ _END_OF_LINE = b'\r\n'
 _END_OF_DATA = b'\r\n.\r\n'     # a line holding just a dot ends DATA
 
 
-# --- address parsing -------------------------------------------------------
-#
-# smtpd reads MAIL/RCPT/VRFY addresses with the email package's RFC 5322
-# parser.  Python 3.13 hardened that parser: where 3.8-3.12 index an empty
-# string (IndexError), it raises HeaderParseError or stops quietly.  Either
-# way the client's session ends in an error, but to fail exactly as 3.11
-# does on every version we run the stdlib's own parsing functions over a
-# private namespace in which the helpers concerned fail the 3.11 way (on
-# 3.8-3.12 they would have raised that very error anyway).  The email
-# package itself is left untouched.
-
-def _index_error():
-    return IndexError('string index out of range')
-
-
-def _fail_on_empty(parse):
-    """Make *parse* raise 3.11's IndexError when handed an empty string."""
-    def parse_nonempty(value):
-        if not value:
-            raise _index_error()
-        return parse(value)
-    return parse_nonempty
-
-
-def _with_globals(func, namespace):
-    return types.FunctionType(func.__code__, namespace, func.__name__,
-                              func.__defaults__, func.__closure__)
-
-
-def _route_parser(namespace):
-    """get_obs_route that, like 3.11's, fails when a comment after a ','
-    runs to the end of the input (3.13 stops there quietly)."""
-    code = namespace['get_obs_route'].__code__
-    get_domain, get_cfws = namespace['get_domain'], namespace['get_cfws']
-
-    def get_obs_route(value):
-        seen_domain = []    # the loop that 3.13 changed follows the 1st domain
-
-        def domain(text):
-            seen_domain.append(True)
-            return get_domain(text)
-
-        def cfws(text):
-            token, rest = get_cfws(text)
-            if seen_domain and not rest:
-                raise _index_error()
-            return token, rest
-
-        scope = dict(namespace, get_domain=domain, get_cfws=cfws)
-        return types.FunctionType(code, scope)(value)
-    return get_obs_route
-
-
-def _address_parsers():
-    """Return (get_angle_addr, get_addr_spec) that behave like 3.11's."""
-    module = email._header_value_parser
-    namespace = dict(vars(module))
-    for name, value in vars(module).items():
-        if name.startswith('get_') and isinstance(value, types.FunctionType):
-            namespace[name] = _with_globals(value, namespace)
-    for name in ('get_bare_quoted_string', 'get_local_part', 'get_domain'):
-        namespace[name] = _fail_on_empty(namespace[name])
-    namespace['get_obs_route'] = _route_parser(namespace)
-    return namespace['get_angle_addr'], namespace['get_addr_spec']
-
-
-# Under the names smtpd imported them by, so they can be replaced as there.
-get_angle_addr, get_addr_spec = _address_parsers()
-
-
 def _parse_address(arg):
-    """Split *arg* into (address, rest); a falsy address means none found.
-
-    Malformed input can raise, as it does in CPython's smtpd.
-    """
+    """Split *arg* into (address, rest); a falsy address means none found."""
     if not arg:
         return '', ''
-    if arg.lstrip().startswith('<'):
-        token, rest = get_angle_addr(arg)
-    else:
-        token, rest = get_addr_spec(arg)
-    return (token.addr_spec if token else token), rest
+    try:
+        if arg.lstrip().startswith('<'):
+            token, rest = get_angle_addr(arg)
+        else:
+            token, rest = get_addr_spec(arg)
+        return (token.addr_spec if token else token), rest
+    except Exception:
+        # The email package's RFC 5322 parser (and the addr_spec of what it
+        # returns) reports malformed input in many ways: HeaderParseError,
+        # IndexError, AttributeError, even UnboundLocalError, varying with
+        # the Python version.  All mean that no address could be read;
+        # CPython let them escape and dropped the connection.
+        return '', ''
 
 
 def _strip_keyword(keyword, arg):
@@ -177,6 +120,12 @@ def _strip_keyword(keyword, arg):
     if arg[:len(keyword)].upper() != keyword:
         return ''
     return arg[len(keyword):].strip()
+
+
+def _is_size_value(value):
+    """A SIZE value int() can read: decimal digits.  (CPython tested isdigit,
+    which also takes digits such as '\u00b2' that int() refuses.)"""
+    return value is not True and value.isdecimal()
 
 
 def _parse_params(words):
@@ -198,6 +147,14 @@ def _split_command(line):
     (None when no space follows the verb)."""
     verb, space, arg = line.partition(' ')
     return verb.upper(), (arg.strip() if space else None)
+
+
+def _utf8(data):
+    """*data* decoded from UTF-8, or None if it is not UTF-8."""
+    try:
+        return str(data, 'utf-8')
+    except UnicodeDecodeError:
+        return None
 
 
 def _undo_transparency(text, linesep, dot, newline):
@@ -234,8 +191,9 @@ class SMTPChannel(asynchat.async_chat):
     DATA = 1
 
     command_size_limit = _COMMAND_LINE_LIMIT
-    # Shared by every channel, as in CPython: EHLO raises the MAIL entry and
-    # each new channel clears the lot.
+    # The template for each channel's own dict (see __init__).  CPython's
+    # channels all shared this one: a client's EHLO raised every client's
+    # MAIL limit, and each new client cleared them all.
     command_size_limits = collections.defaultdict(lambda: _COMMAND_LINE_LIMIT)
 
     # The private names SMTPChannel used before Python 3.5 (class-private, so
@@ -259,15 +217,16 @@ class SMTPChannel(asynchat.async_chat):
 
     def __init__(self, server, conn, addr, data_size_limit=DATA_SIZE_DEFAULT,
                  map=None, enable_SMTPUTF8=False, decode_data=False):
+        # Checked before the channel joins the loop's map (CPython checked
+        # after, leaving a channel behind in the map).
+        _check_modes(enable_SMTPUTF8, decode_data)
         asynchat.async_chat.__init__(self, conn, map=map)
         self.smtp_server, self.conn, self.addr = server, conn, addr
         self.data_size_limit = data_size_limit
         self.enable_SMTPUTF8, self._decode_data = enable_SMTPUTF8, decode_data
-        # Checked only now, as CPython does: by this point the channel is
-        # already registered with the loop.
-        _check_modes(enable_SMTPUTF8, decode_data)
-        # The pieces the incoming text is made of: str when decoding, else
-        # bytes (where indexing yields ints, hence ord for the dot).
+        # Input is kept as bytes and decoded a whole line or message at a
+        # time; these are the pieces of the decoded text: str when decoding,
+        # else bytes (where indexing yields ints, hence ord for the dot).
         if decode_data:
             self._emptystring, self._linesep = '', '\r\n'
             self._dotsep, self._newline = '.', NEWLINE
@@ -276,7 +235,10 @@ class SMTPChannel(asynchat.async_chat):
             self._dotsep, self._newline = ord(b'.'), b'\n'
         self._set_rset_state()
         self.seen_greeting, self.extended_smtp = '', False
-        self.command_size_limits.clear()    # shared: see the class attribute
+        # This connection's own limits, empty as CPython's were at each new
+        # connection; a copy keeps the default of a subclass's dict.
+        self.command_size_limits = self.command_size_limits.copy()
+        self.command_size_limits.clear()
         self.fqdn = socket.getfqdn()
         try:
             self.peer = conn.getpeername()
@@ -306,7 +268,11 @@ class SMTPChannel(asynchat.async_chat):
     def push(self, msg):
         """Send the reply line *msg* (a str) to the client."""
         encoding = 'utf-8' if self.require_SMTPUTF8 else 'ascii'
-        asynchat.async_chat.push(self, (msg + '\r\n').encode(encoding))
+        # Text that does not fit (an echoed command or VRFY argument, a reply
+        # from process_message) is sent escaped; CPython raised and dropped
+        # the connection.
+        asynchat.async_chat.push(
+            self, (msg + '\r\n').encode(encoding, 'backslashreplace'))
 
     def collect_incoming_data(self, data):
         if self.smtp_state == self.COMMAND:
@@ -321,32 +287,36 @@ class SMTPChannel(asynchat.async_chat):
             if self.num_bytes > limit:
                 return
             self.num_bytes += len(data)
-        if self._decode_data:
-            data = str(data, 'utf-8')
         self.received_lines.append(data)
 
     def found_terminator(self):
-        line = self._emptystring.join(self.received_lines)
-        _debug('Data:', repr(line))
+        data = b''.join(self.received_lines)
         self.received_lines = []
         if self.smtp_state == self.COMMAND:
-            self._run_command(line)
-        elif self.smtp_state != self.DATA:
+            self._run_command(data)
+        elif self.smtp_state == self.DATA:
+            self._end_data(data)
+        else:
+            self._show(data, _utf8(data))
             self.push('451 Internal confusion')
             self.num_bytes = 0
-        elif self.data_size_limit and self.num_bytes > self.data_size_limit:
-            self.push('552 Error: Too much mail data')
-            self.num_bytes = 0
-        else:
-            self._take_message(line)
 
-    def _run_command(self, line):
+    def _show(self, data, text):
+        """Print a line or message on DEBUGSTREAM, as text if decode_data."""
+        shown = text if self._decode_data and text is not None else data
+        _debug('Data:', repr(shown))
+
+    def _run_command(self, data):
         size, self.num_bytes = self.num_bytes, 0
-        if not line:
+        line = _utf8(data)
+        self._show(data, line)
+        if not data:
             self.push('500 Error: bad syntax')
             return
+        # A line cut short for being too long may end inside a character, so
+        # its length is judged first, on the command read as best we can.
         command, arg = _split_command(
-            line if self._decode_data else str(line, 'utf-8'))
+            line if line is not None else str(data, 'utf-8', 'replace'))
         if self.extended_smtp:
             limit = self.command_size_limits[command]
         else:
@@ -354,11 +324,45 @@ class SMTPChannel(asynchat.async_chat):
         if size > limit:
             self.push('500 Error: line too long')
             return
+        if line is None:
+            self.push(_NOT_UTF8_COMMAND)
+            return
         handler = getattr(self, 'smtp_' + command, None)
         if not handler:
             self.push('500 Error: command "%s" not recognized' % command)
             return
         handler(arg)
+        if self.smtp_state == self.DATA:
+            self._start_data()
+
+    def _start_data(self):
+        """Let a lone '.' line right after DATA end an empty message.
+
+        The end of the data is CRLF '.' CRLF, whose first CRLF may be the one
+        that ended the DATA line (RFC 5321 4.1.1.4).  asynchat has consumed
+        that one, so it goes back in front of the unread input, to be
+        dropped again in _end_data.  (CPython left it out, never saw the end
+        of an empty message and took the commands after it as its text.)
+        """
+        self.ac_in_buffer = _END_OF_LINE + self.ac_in_buffer
+        self.num_bytes = -len(_END_OF_LINE)     # not the client's data
+
+    def _end_data(self, data):
+        data = data[len(_END_OF_LINE):]     # put back by _start_data
+        too_much = self.data_size_limit and self.num_bytes > self.data_size_limit
+        text = _utf8(data) if self._decode_data and not too_much else data
+        self._show(data, text)
+        # Whatever the outcome, the transaction is over (RFC 5321 4.1.1.4):
+        # CPython stayed in DATA after 552 and took the next commands as the
+        # text of the refused message.
+        if too_much:
+            self._set_post_data_state()
+            self.push('552 Error: Too much mail data')
+        elif text is None:
+            self._set_post_data_state()
+            self.push(_NOT_UTF8_DATA)
+        else:
+            self._take_message(text)
 
     def _take_message(self, body):
         self.received_data = _undo_transparency(
@@ -367,11 +371,31 @@ class SMTPChannel(asynchat.async_chat):
         if not self._decode_data:
             options = {'mail_options': self.mail_options,
                        'rcpt_options': self.rcpt_options}
-        status = self.smtp_server.process_message(
-            self.peer, self.mailfrom, self.rcpttos, self.received_data,
-            **options)
+        try:
+            status = self.smtp_server.process_message(
+                self.peer, self.mailfrom, self.rcpttos, self.received_data,
+                **options)
+        except NotImplementedError:
+            # SMTPServer's own process_message: the server has no way to take
+            # mail at all.  Answer, then let the error out of handle_read, as
+            # CPython's test_process_message_unimplemented expects.
+            self._set_post_data_state()
+            self.push(_LOCAL_ERROR)
+            raise
+        except Exception:
+            # The client must learn that its message was not taken, and may
+            # go on (CPython dropped the connection without a reply).
+            status = _LOCAL_ERROR
+            self._log_failure('process_message', status)
         self._set_post_data_state()
         self.push(status if status else _OK)
+
+    def _log_failure(self, what, reply):
+        """Report the exception being handled through log_info, as asyncore
+        reports the errors of handlers, but keep the connection."""
+        _, kind, value, frames = asyncore.compact_traceback()
+        self.log_info('%s raised %s: %s; replied %s; traceback: %s' % (
+            what, kind.__name__, value, reply[:3], frames), 'error')
 
     # Helpers kept as methods because subclasses may call or replace them.
 
@@ -434,6 +458,11 @@ class SMTPChannel(asynchat.async_chat):
     def smtp_QUIT(self, arg):
         self.push('221 Bye')
         self.close_when_done()
+        # Nothing sent after QUIT may run (CPython went on with commands
+        # pipelined behind it, DATA included).  Without a terminator the
+        # rest only reaches collect_incoming_data, whose command-line limit
+        # keeps it from piling up.
+        self.set_terminator(None)
 
     def smtp_HELP(self, arg):
         if not arg:
@@ -472,15 +501,19 @@ class SMTPChannel(asynchat.async_chat):
         if self.mailfrom:
             self.push('503 Error: nested MAIL command')
             return
-        self.mail_options = rest.upper().split()
-        params = self._getparams(self.mail_options)
+        options = rest.upper().split()
+        params = self._getparams(options)
         if params is None:
             self.push(syntax_error)
             return
+        smtputf8 = self.enable_SMTPUTF8 and params.get('SMTPUTF8') is True
         reply = self._check_mail_params(params, syntax_error)
         if reply:
             self.push(reply)
             return
+        # Only an accepted MAIL sets these (CPython set them before checking
+        # the parameters, so a refused MAIL left them behind).
+        self.mail_options, self.require_SMTPUTF8 = options, smtputf8
         self.mailfrom = address
         _debug('sender:', self.mailfrom)
         self.push(_OK)
@@ -488,8 +521,8 @@ class SMTPChannel(asynchat.async_chat):
     def _check_mail_params(self, params, syntax_error):
         """Consume the MAIL parameters we know; return an error reply or None.
 
-        Checked one after another, so SMTPUTF8 takes effect even when a
-        later parameter is refused (as in CPython).
+        Checked in CPython's order, which decides the reply when several
+        parameters are wrong.
         """
         if not self._decode_data:
             if params.pop('BODY', '7BIT') not in ('7BIT', '8BITMIME'):
@@ -498,11 +531,9 @@ class SMTPChannel(asynchat.async_chat):
             smtputf8 = params.pop('SMTPUTF8', False)
             if smtputf8 is not True and smtputf8 is not False:
                 return '501 Error: SMTPUTF8 takes no arguments'
-            if smtputf8:
-                self.require_SMTPUTF8 = True
         size = params.pop('SIZE', None)
-        if size:
-            if not size.isdigit():
+        if size is not None:
+            if not _is_size_value(size):
                 return syntax_error
             if self.data_size_limit and int(size) > self.data_size_limit:
                 return ('552 Error: message size exceeds fixed maximum '
@@ -527,8 +558,8 @@ class SMTPChannel(asynchat.async_chat):
         if not address or (rest and not self.extended_smtp):
             self.push(syntax_error)
             return
-        self.rcpt_options = rest.upper().split()
-        params = self._getparams(self.rcpt_options)
+        options = rest.upper().split()
+        params = self._getparams(options)
         if params is None:
             self.push(syntax_error)
         elif params:
@@ -536,6 +567,8 @@ class SMTPChannel(asynchat.async_chat):
             self.push('555 RCPT TO parameters not recognized or not '
                       'implemented')
         else:
+            # Only an accepted RCPT sets them (as for MAIL's).
+            self.rcpt_options = options
             self.rcpttos.append(address)
             _debug('recips:', self.rcpttos)
             self.push(_OK)
@@ -578,7 +611,11 @@ class SMTPServer(asyncore.dispatcher):
         _check_modes(enable_SMTPUTF8, decode_data)
         asyncore.dispatcher.__init__(self, map=map)
         try:
-            found = socket.getaddrinfo(*localaddr, type=socket.SOCK_STREAM)
+            # Host and port only: an IPv6 address may also carry flowinfo
+            # and scope_id, which CPython passed on as getaddrinfo's family
+            # and type (a TypeError).
+            found = socket.getaddrinfo(localaddr[0], localaddr[1],
+                                       type=socket.SOCK_STREAM)
             family, kind = found[0][:2]
             self.create_socket(family, kind)
             self.set_reuse_addr()   # so a restarted server can rebind at once
@@ -642,8 +679,10 @@ class DebuggingServer(SMTPServer):
 class PureProxy(SMTPServer):
     """Forwards each message to the SMTP server at *remoteaddr*.
 
-    Faithful to CPython 3.11, including its known faults: process_message
-    takes no mail/rcpt options, so it works only with decode_data=True.
+    Relays with smtplib, which blocks the loop until the relay has answered.
+    The client's message is answered with the relay's verdict: 250 if any
+    recipient took it, else the relay's refusal (451 if it could not be
+    reached).
     """
 
     def __init__(self, *args, **kwargs):
@@ -651,14 +690,22 @@ class PureProxy(SMTPServer):
             raise ValueError("PureProxy does not support SMTPUTF8.")
         super().__init__(*args, **kwargs)
 
-    def process_message(self, peer, mailfrom, rcpttos, data):
-        lines = data.split('\n')
+    def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+        # kwargs: the mail and rcpt options a bytes-mode channel passes
+        # (CPython's PureProxy took none, so it failed on every message
+        # unless decode_data was set).
+        if isinstance(data, str):
+            data = data.encode('utf-8')
+        lines = data.split(b'\n')
         # X-Peer goes last among the headers: before the first blank line.
         end = next((i for i, line in enumerate(lines) if not line),
                    len(lines))
-        lines.insert(end, 'X-Peer: %s' % peer[0])
-        refused = self._deliver(mailfrom, rcpttos, NEWLINE.join(lines))
+        lines.insert(end, b'X-Peer: ' + peer[0].encode('ascii'))
+        # CRLF line ends: smtplib passes bytes on as they are, and a bare LF
+        # is not allowed in SMTP data (RFC 5321 2.3.8).
+        refused = self._deliver(mailfrom, rcpttos, b'\r\n'.join(lines))
         _debug('we got some refusals:', refused)
+        return _relay_reply(refused, rcpttos)
 
     def _deliver(self, mailfrom, rcpttos, data):
         """Send the message on; return {recipient: (code, reply)} refused."""
@@ -670,7 +717,7 @@ class PureProxy(SMTPServer):
             try:
                 refused = relay.sendmail(mailfrom, rcpttos, data)
             finally:
-                relay.quit()
+                _hang_up(relay)
         except smtplib.SMTPRecipientsRefused as e:
             _debug('got SMTPRecipientsRefused')
             refused = e.recipients
@@ -682,6 +729,34 @@ class PureProxy(SMTPServer):
                        getattr(e, 'smtp_error', 'ignore'))
             refused.update(dict.fromkeys(rcpttos, failure))
         return refused
+
+
+def _hang_up(relay):
+    """Say QUIT to the relay, or just close if that fails: what the relay
+    accepted stays accepted (CPython counted a failed QUIT as a refusal of
+    every recipient)."""
+    try:
+        relay.quit()
+    except OSError:     # smtplib.SMTPException included
+        relay.close()
+
+
+def _relay_reply(refused, rcpttos):
+    """PureProxy's reply for a message the relay *refused* for some
+    recipients: None (250 OK) if any recipient took it, else the relay's own
+    reply, a temporary one in preference, so that the client tries again;
+    451 if the relay gave none (it could not be reached)."""
+    if any(rcpt not in refused for rcpt in rcpttos):
+        return None
+    failures = [refused[rcpt] for rcpt in rcpttos]
+    for first_digit in (4, 5):
+        for code, text in failures:
+            if code // 100 == first_digit:
+                if isinstance(text, bytes):
+                    text = text.decode('utf-8', 'replace')
+                # smtplib joins the lines of a multi-line reply with LF.
+                return '%d %s' % (code, ' '.join(text.splitlines()))
+    return _RELAY_FAILED
 
 
 # --- command line ------------------------------------------------------------
@@ -744,7 +819,8 @@ class Options:
 
     setuid = True
     classname = 'PureProxy'
-    size_limit = None
+    # The default that --help states (CPython's was None: no limit at all).
+    size_limit = DATA_SIZE_DEFAULT
     enable_SMTPUTF8 = False
 
 
@@ -766,17 +842,25 @@ def _option_letters():
 
 
 def _size_option(text):
+    """The --size limit: bytes, 0 for none (RFC 1870's "SIZE 0")."""
     try:
-        return int(text)
+        size = int(text)
     except ValueError:
+        size = -1
+    if size < 0:    # CPython took a negative limit and refused every message
         print('Invalid size: ' + text, file=sys.stderr)
         sys.exit(1)
+    return size
 
 
 def _address_option(spec, which):
-    """Split 'host:port' into (host, int port), or exit with usage."""
-    host, colon, port = spec.partition(':')
-    if not colon:
+    """Split 'host:port' or '[IPv6 address]:port' into (host, int port), or
+    exit with usage."""
+    if spec.startswith('['):
+        host, separator, port = spec[1:].partition(']:')
+    else:
+        host, separator, port = spec.partition(':')
+    if not separator:
         usage(1, 'Bad %s spec: %s' % (which, spec))
     try:
         return host, int(port)

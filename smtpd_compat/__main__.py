@@ -1,6 +1,7 @@
 """Command line: ``python -m smtpd_compat [options] [local [remote]]``.
 
-Behaves as ``python -m smtpd`` did in Python 3.11; ``--help`` explains the
+Behaves as ``python -m smtpd`` did in Python 3.11, except where README.rst
+says otherwise ("Differences from CPython's smtpd"); ``--help`` explains the
 options.  ``main()`` is also the console-script entry point.
 """
 
@@ -11,6 +12,13 @@ import sys
 import smtpd_compat
 
 
+def _fail(message):
+    """Exit with status 1 and *message* on stderr (CPython's command line
+    showed a traceback for the problems that come here)."""
+    print(message, file=sys.stderr)
+    sys.exit(1)
+
+
 def _server_class(name):
     """Find the server class named by --class.
 
@@ -18,8 +26,28 @@ def _server_class(name):
     smtpd_compat, as CPython's took it from smtpd itself.
     """
     module_name, dot, class_name = name.rpartition('.')
-    module = importlib.import_module(module_name) if dot else smtpd_compat
-    return getattr(module, class_name)
+    try:
+        module = importlib.import_module(module_name) if dot else smtpd_compat
+        return getattr(module, class_name)
+    except (ImportError, AttributeError, ValueError) as error:
+        _fail('Cannot find class "%s": %s' % (name, error))
+
+
+def _start_server(server_class, options):
+    """Create the server, which registers itself with the loop."""
+    local = (options.localhost, options.localport)
+    try:
+        server_class(local, (options.remotehost, options.remoteport),
+                     options.size_limit,
+                     enable_SMTPUTF8=options.enable_SMTPUTF8)
+    except ValueError as error:     # e.g. PureProxy refuses --smtputf8
+        _fail('Cannot start %s: %s' % (options.classname, error))
+    except OSError as error:        # e.g. the address is in use
+        _fail('Cannot listen on %s: %s' % (_show_address(*local), error))
+
+
+def _show_address(host, port):
+    return ('[%s]:%d' if ':' in host else '%s:%d') % (host, port)
 
 
 def _become_nobody():
@@ -45,12 +73,7 @@ def main():
     smtpd_compat.program = sys.argv[0]
     options = smtpd_compat.parseargs()
     try:
-        server_class = _server_class(options.classname)
-        # No need to keep the server: it registers itself with the loop.
-        server_class(
-            (options.localhost, options.localport),
-            (options.remotehost, options.remoteport),
-            options.size_limit, enable_SMTPUTF8=options.enable_SMTPUTF8)
+        _start_server(_server_class(options.classname), options)
         if options.setuid:
             _become_nobody()
         smtpd_compat.asyncore.loop()

@@ -19,6 +19,8 @@ import pytest
 from smtpd_compat import asyncore
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The extension tests' fixtures (servers with options, a test certificate).
+pytest_plugins = ["extension_support"]
 WAIT_SECONDS = 20
 
 

@@ -226,6 +226,28 @@ def test_divergence_predicates_on_hand_made_outcomes():
     assert diff._utf8_split_across_writes(split, outcome, [])
 
 
+def test_fixed_divergence_checks_refuse_cpythons_own_behaviour():
+    options = diff.Options("default", False, False)
+    session = diff.Session(3, options, [b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\n"
+                                        b"QUIT\r\nNOOP\r\n"], "")
+    cpython = diff.Outcome(b"220 h\r\n250 h\r\n250 OK\r\n250 OK\r\n354 End data with <CR><LF>.<CR><LF>\r\n")
+    steps = diff.transcript(session.data, cpython.reply_lines())[1]
+    check = diff.divergence_named("cpython-never-answers-empty-data").check
+    assert "then 250 OK" in check(session, cpython, cpython, steps)
+    empty_message = {"event": "message", "port": 1, "peer": None, "mailfrom": {"str": "a@b"},
+                     "rcpttos": {"list": [{"str": "c@d"}]}, "data": {"bytes": ""}, "kwargs": {}}
+    fixed = diff.Outcome(cpython.replies + b"250 OK\r\n221 Bye\r\n", [empty_message])
+    assert check(session, cpython, fixed, steps) is None
+
+    quit_first = diff.Session(4, options, [b"HELO x\r\nQUIT\r\nMAIL FROM:<a@b>\r\n"], "")
+    cpython = diff.Outcome(b"220 h\r\n250 h\r\n221 Bye\r\n")
+    steps = diff.transcript(quit_first.data, cpython.reply_lines())[1]
+    check = diff.divergence_named("cpython-runs-commands-after-quit").check
+    assert check(quit_first, cpython, cpython, steps) is None
+    answered = diff.Outcome(cpython.replies + b"250 OK\r\n")
+    assert "expected only" in check(quit_first, cpython, answered, steps)
+
+
 def test_comparison_sees_every_kind_of_difference():
     base = diff.Outcome(b"220 a.example Python SMTP proxy version 0.3\r\n250 OK\r\n", [
         {"event": "connect", "port": 5, "fqdn": "a.example"},
