@@ -36,8 +36,8 @@ class async_chat(asyncore.dispatcher):
     (no framing: everything goes to collect_incoming_data()).
     """
 
-    ac_in_buffer_size = 65536      # most bytes asked of one recv()
-    ac_out_buffer_size = 65536     # most bytes offered to one send()
+    ac_in_buffer_size = 65536  # most bytes asked of one recv()
+    ac_out_buffer_size = 65536  # most bytes offered to one send()
 
     # Mixing str into a bytes protocol is usually a bug, so silently
     # encoding str is opt-in.
@@ -45,8 +45,8 @@ class async_chat(asyncore.dispatcher):
     encoding = 'latin-1'
 
     def __init__(self, sock=None, map=None):
-        self.ac_in_buffer = b''     # received, not yet matched to a terminator
-        self.incoming = []          # pieces kept by _collect_incoming_data()
+        self.ac_in_buffer = b''  # received, not yet matched to a terminator
+        self.incoming = []  # pieces kept by _collect_incoming_data()
         # Output queue: bytes-like chunks, producers (objects with more()),
         # and None as the close_when_done() marker.
         self.producer_fifo = deque()
@@ -103,11 +103,10 @@ class async_chat(asyncore.dispatcher):
     def handle_read(self):
         try:
             data = self.recv(self.ac_in_buffer_size)
-        except OSError as exc:
-            # BlockingIOError is only a spurious wake-up: retry on the next
-            # event.  Anything else is a real failure.
-            if not isinstance(exc, BlockingIOError):
-                self.handle_error()
+        except BlockingIOError:
+            return  # only a spurious wake-up: retry on the next event
+        except OSError:
+            self.handle_error()
             return
 
         if self.use_encoding and isinstance(data, str):
@@ -119,14 +118,27 @@ class async_chat(asyncore.dispatcher):
         # One recv() may hold several records, so keep framing until the
         # buffer is used up or ends in a partial terminator.
         while self.ac_in_buffer:
-            buffered = len(self.ac_in_buffer)
+            buffered = self.ac_in_buffer
             terminator = self.get_terminator()
             if not terminator:
                 self._take_everything()
             elif isinstance(terminator, int):
-                self._take_counted(terminator, buffered)
-            elif not self._take_delimited(terminator, buffered):
-                break
+                self._take_counted(terminator, len(buffered))
+            else:
+                # The common case, a delimiter in the buffer, is inlined:
+                # this runs once per command line.
+                found_at = buffered.find(terminator)
+                if found_at == -1:
+                    if not self._take_partial(terminator, len(buffered)):
+                        break
+                    continue
+                # Empty records are not reported to the collector.
+                if found_at > 0:
+                    self.collect_incoming_data(buffered[:found_at])
+                self.ac_in_buffer = buffered[found_at + len(terminator) :]
+                # found_terminator() may switch terminators; the next turn
+                # picks the new one up for whatever is left.
+                self.found_terminator()
 
     def _take_everything(self):
         self.collect_incoming_data(self.ac_in_buffer)
@@ -144,19 +156,9 @@ class async_chat(asyncore.dispatcher):
         self.terminator = 0
         self.found_terminator()
 
-    def _take_delimited(self, terminator, buffered):
-        """Consume input up to a delimiter; False when more must be read."""
-        delimiter_size = len(terminator)
-        found_at = self.ac_in_buffer.find(terminator)
-        if found_at != -1:
-            # Empty records are not reported to the collector.
-            if found_at > 0:
-                self.collect_incoming_data(self.ac_in_buffer[:found_at])
-            self.ac_in_buffer = self.ac_in_buffer[found_at + delimiter_size:]
-            # found_terminator() may switch terminators; the caller's loop
-            # picks the new one up for whatever is left.
-            self.found_terminator()
-            return True
+    def _take_partial(self, terminator, buffered):
+        """Consume a buffer holding no whole delimiter; False when the rest
+        must wait for more input."""
         partial = find_prefix_at_end(self.ac_in_buffer, terminator)
         if not partial:
             self._take_everything()
@@ -174,14 +176,13 @@ class async_chat(asyncore.dispatcher):
         """Queue bytes-like ``data`` and try to send some straight away."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             # CPython 3.11 raises with these two arguments, unformatted.
-            raise TypeError('data argument must be byte-ish (%r)',
-                            type(data))
+            raise TypeError('data argument must be byte-ish (%r)', type(data))
         limit = self.ac_out_buffer_size
         if len(data) <= limit:
             self.producer_fifo.append(data)
         else:
             for start in range(0, len(data), limit):
-                self.producer_fifo.append(data[start:start + limit])
+                self.producer_fifo.append(data[start : start + limit])
         self.initiate_send()
 
     def push_with_producer(self, producer):
@@ -192,12 +193,23 @@ class async_chat(asyncore.dispatcher):
     def close_when_done(self):
         """Close the channel once everything queued so far has been sent."""
         self.producer_fifo.append(None)
+        self._recheck_interest()
+
+    def _has_queued_output(self):
+        return bool(self.producer_fifo)
 
     def initiate_send(self):
         """Make at most one send() attempt from the head of the queue.
 
         Producers met on the way are drained into the queue first.
         """
+        self._send_from_queue()
+        if self.producer_fifo:
+            self._recheck_interest()  # the loop must wait to send the rest
+        elif self._flushing_before_close:
+            self._output_drained()
+
+    def _send_from_queue(self):
         while self.producer_fifo and self.connected:
             head = self.producer_fifo[0]
             if not head:
@@ -237,7 +249,7 @@ class async_chat(asyncore.dispatcher):
         if not sent:
             return
         if sent < len(chunk) or limit < len(head):
-            self.producer_fifo[0] = head[sent:]     # keep the unsent rest
+            self.producer_fifo[0] = head[sent:]  # keep the unsent rest
         else:
             del self.producer_fifo[0]
 
@@ -247,6 +259,9 @@ class async_chat(asyncore.dispatcher):
     def handle_close(self):
         self.close()
 
+
+asyncore._KNOWN_READABLE.add(async_chat.readable)
+asyncore._KNOWN_WRITABLE.add(async_chat.writable)
 
 
 class simple_producer:

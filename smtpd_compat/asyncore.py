@@ -38,15 +38,27 @@ import socket
 import sys
 import time
 import warnings
-from errno import (EAGAIN, EALREADY, EBADF, ECONNABORTED, ECONNRESET,
-                   EINPROGRESS, EINVAL, EISCONN, ENOTCONN, EPIPE, ESHUTDOWN,
-                   EWOULDBLOCK, errorcode)
-
+from errno import (
+    EAGAIN,
+    EALREADY,
+    EBADF,
+    ECONNABORTED,
+    ECONNRESET,
+    EEXIST,
+    EINPROGRESS,
+    EINVAL,
+    EISCONN,
+    ENOTCONN,
+    EPERM,
+    EPIPE,
+    ESHUTDOWN,
+    EWOULDBLOCK,
+    errorcode,
+)
 
 # errno values meaning "the peer went away": a send or recv failing with one
 # of these closes the channel quietly instead of reporting an error.
-_DISCONNECTED = frozenset({ECONNRESET, ENOTCONN, ESHUTDOWN, ECONNABORTED,
-                           EPIPE, EBADF})
+_DISCONNECTED = frozenset({ECONNRESET, ENOTCONN, ESHUTDOWN, ECONNABORTED, EPIPE, EBADF})
 
 # importlib.reload() re-executes this file in the existing namespace; keeping
 # the old map means channels registered before a reload are not orphaned.
@@ -91,6 +103,7 @@ _reraised_exceptions = (ExitNow, KeyboardInterrupt, SystemExit)
 # ---------------------------------------------------------------------------
 # Delivering events to channels
 # ---------------------------------------------------------------------------
+
 
 def _deliver(obj, handler_name):
     # The handler is looked up inside the try so that a channel lacking it
@@ -150,82 +163,354 @@ def readwrite(obj, flags):
 
 
 # ---------------------------------------------------------------------------
-# One pass of the loop
+# Waiting for events
+#
+# CPython asked every channel for readable() and writable() and rebuilt its
+# select() lists on every pass: work that grows with the number of channels
+# even when one of them is busy, and select() cannot watch a descriptor of
+# 1024 or more.  Here each map gets a _Poller that keeps its registrations
+# with the OS across passes (epoll where there is one, else poll(), else
+# select()) and asks a channel's predicates again only when they may have
+# changed: it joined the map, it had an event, or it queued output.  A
+# channel whose readable()/writable() is not one of ours is asked before
+# every pass, as CPython asks everyone, since only its author knows what
+# they depend on.  Which events reach which handler stays CPython's.
 # ---------------------------------------------------------------------------
 
-def _select_lists(channels):
-    """Split channels into select()'s read, write and exception fd lists."""
-    readers, writers, watched = [], [], []
-    for fd, obj in list(channels.items()):
-        wants_read = obj.readable()
-        wants_write = obj.writable()
-        if wants_read:
-            readers.append(fd)
-        # A listening socket reports "writable" all the time; it has nothing
-        # to write, so leave it out or select() would spin.
-        if wants_write and not obj.accepting:
-            writers.append(fd)
-        if wants_read or wants_write:
-            watched.append(fd)
-    return readers, writers, watched
+# Event bits as poll() spells them (epoll uses the same values).
+_IN = getattr(select, 'POLLIN', 1)
+_PRI = getattr(select, 'POLLPRI', 2)
+_OUT = getattr(select, 'POLLOUT', 4)
+_ERR = getattr(select, 'POLLERR', 8)
+_HUP = getattr(select, 'POLLHUP', 16)
+_NVAL = getattr(select, 'POLLNVAL', 32)
+
+# What select() reports for those bits (as the Linux kernel maps them):
+# hang-ups and errors make a descriptor readable, errors make it writable.
+_SELECT_READABLE = _IN | _HUP | _ERR
+_SELECT_WRITABLE = _OUT | _ERR
 
 
-def _notify_ready(channels, ready_fds, notify):
-    # A handler run earlier in this pass may have closed a channel, so look
-    # each one up again and skip those that have left the map.
-    for fd in ready_fds:
-        obj = channels.get(fd)
-        if obj is not None:
-            notify(obj)
+class _EpollWaiter:
+    def __init__(self):
+        self._epoll = select.epoll()
+        self.register = self._epoll.register
+        self.modify = self._epoll.modify
+        self.unregister = self._epoll.unregister
+        self.wait = self._epoll.poll  # seconds, None blocks
+        self.close = self._epoll.close
+
+
+class _PollWaiter:
+    def __init__(self):
+        self._poll = select.poll()
+        self.register = self.modify = self._poll.register
+        self.unregister = self._poll.unregister
+        self.close = lambda: None
+
+    def wait(self, timeout):
+        return self._poll.poll(None if timeout is None else timeout * 1000)
+
+
+class _SelectWaiter:
+    """Last resort (e.g. Windows): select() over the registered sets."""
+
+    def __init__(self):
+        self._masks = {}
+        self.close = self._masks.clear
+
+    def register(self, fd, mask):
+        self._masks[fd] = mask
+
+    modify = register
+
+    def unregister(self, fd):
+        del self._masks[fd]
+
+    def wait(self, timeout):
+        masks = self._masks
+        r, w, x = select.select(
+            [fd for fd, m in masks.items() if m & _IN],
+            [fd for fd, m in masks.items() if m & _OUT],
+            [fd for fd, m in masks.items() if m & _PRI],
+            timeout,
+        )
+        events = dict.fromkeys(r, _IN)
+        for fd in w:
+            events[fd] = events.get(fd, 0) | _OUT
+        for fd in x:
+            events[fd] = events.get(fd, 0) | _PRI
+        return list(events.items())
+
+
+def _new_waiter():
+    same_bits = (
+        getattr(select, 'EPOLLIN', None) == _IN and getattr(select, 'EPOLLOUT', None) == _OUT
+    )
+    if hasattr(select, 'epoll') and same_bits:
+        return _EpollWaiter()
+    if hasattr(select, 'poll'):
+        return _PollWaiter()
+    return _SelectWaiter()
+
+
+# The predicates of our own classes, whose answers depend only on channel
+# state that changes in handlers or in methods that call
+# _recheck_interest(); asynchat adds its own on import.
+_KNOWN_READABLE = set()
+_KNOWN_WRITABLE = set()
+
+
+def _predicates_are_ours(obj):
+    cls = type(obj)
+    if (
+        getattr(cls, 'readable', None) not in _KNOWN_READABLE
+        or getattr(cls, 'writable', None) not in _KNOWN_WRITABLE
+    ):
+        return False
+    own = getattr(obj, '__dict__', {})
+    return 'readable' not in own and 'writable' not in own
+
+
+class _Poller:
+    """One map's registrations with the OS, kept from pass to pass."""
+
+    def __init__(self):
+        self.waiter = None
+        self.use_poll = None  # the mode last pass used: masks differ
+        self.known = {}  # fd -> channel, as the map was last seen
+        self.watched = {}  # fd -> (channel, mask) the OS is told of
+        self.unwaitable = {}  # fd -> (channel, mask) the OS won't watch
+        self.stale = {}  # fd -> channel whose predicates to re-ask
+        self.volatile = {}  # fd -> channel whose predicates aren't ours
+        self.resync = True  # re-read the whole map before the next wait
+
+    # -- told by dispatchers as they join and leave the map ------------------
+
+    def added(self, fd, channel):
+        if fd in self.watched or fd in self.unwaitable:
+            # Maybe a new socket on a reused descriptor: register afresh.
+            self._unwatch(fd)
+        self.known[fd] = channel
+        self.stale[fd] = channel
+
+    def removed(self, fd):
+        # Unregister now, while the descriptor still names this socket.
+        self.known.pop(fd, None)
+        self.volatile.pop(fd, None)
+        self._unwatch(fd)
+
+    # -- keeping the OS's view up to date -----------------------------------
+
+    def _unwatch(self, fd):
+        if self.unwaitable.pop(fd, None) is None and self.watched.pop(fd, None) is not None:
+            try:
+                self.waiter.unregister(fd)
+            except (OSError, KeyError, ValueError):
+                pass  # already closed, and so already dropped by the OS
+
+    def _mask(self, channel):
+        # Asked in CPython's order: readable(), writable(), then accepting.
+        readable = channel.readable()
+        writable = channel.writable()
+        if getattr(channel, '_flushing_before_close', False):
+            readable = False  # at end of input; see dispatcher.recv()
+        mask = _IN | _PRI if readable else 0
+        if writable:
+            if not channel.accepting:
+                mask |= _OUT
+            if not self.use_poll:
+                mask |= _PRI  # select() watches it for exceptions
+        return mask
+
+    def _update(self, fd, channels):
+        channel = channels.get(fd)
+        if channel is None:
+            self.volatile.pop(fd, None)
+            self._unwatch(fd)
+            return
+        if _predicates_are_ours(channel):
+            self.volatile.pop(fd, None)
+        else:
+            self.volatile[fd] = channel
+        mask = self._mask(channel)
+        entry = self.watched.get(fd) or self.unwaitable.get(fd)
+        if entry is not None and entry[0] is channel and entry[1] == mask:
+            return
+        if not mask:
+            self._unwatch(fd)
+            return
+        if fd in self.watched:
+            try:
+                self.waiter.modify(fd, mask)
+            except OSError:
+                del self.watched[fd]  # the OS dropped it (closed)
+            else:
+                self.watched[fd] = (channel, mask)
+                return
+        self.unwaitable.pop(fd, None)
+        self._register(fd, channel, mask)
+
+    def _register(self, fd, channel, mask):
+        try:
+            self.waiter.register(fd, mask)
+        except OSError as why:
+            if why.errno == EEXIST:
+                self.waiter.modify(fd, mask)
+            elif why.errno == EPERM:
+                # Regular files: poll() and select() call them always
+                # ready, epoll refuses them.  Do as the former do.
+                self.unwaitable[fd] = (channel, mask)
+                return
+            elif why.errno == EBADF and self.use_poll:
+                self.unwaitable[fd] = (channel, _NVAL)  # as poll() says
+                return
+            else:
+                raise  # select() too fails on a closed descriptor
+        self.watched[fd] = (channel, mask)
+
+    def _resync(self, channels):
+        self.resync = False
+        self.known = dict(channels)
+        for fd in list(self.watched) + list(self.unwaitable):
+            if fd not in self.known:
+                self._unwatch(fd)
+        self.volatile.clear()
+        self.stale = dict(self.known)
+
+    def prepare(self, channels, use_poll):
+        if self.waiter is None:
+            self.waiter = _new_waiter()
+            self.watched.clear()
+            self.unwaitable.clear()
+            self.resync = True
+        if use_poll != self.use_poll:
+            self.use_poll = use_poll
+            self.resync = True
+        if self.resync or len(channels) != len(self.known):
+            # Someone changed the map behind add_channel()'s back.
+            self._resync(channels)
+        stale, self.stale = self.stale, {}
+        try:
+            for fd in stale:
+                self._update(fd, channels)
+            if self.volatile:
+                for fd in list(self.volatile):
+                    self._update(fd, channels)
+        except BaseException:
+            self.resync = True  # a predicate failed: start over next time
+            raise
+
+    def wait(self, timeout):
+        """Return [(fd, channel, mask, events)] ready within ``timeout``."""
+        ready = []
+        if self.unwaitable:
+            for fd, (channel, mask) in self.unwaitable.items():
+                if mask & (_IN | _OUT | _NVAL):
+                    ready.append((fd, channel, mask, mask & (_IN | _OUT | _NVAL)))
+            if ready:
+                timeout = 0
+        events = self.waiter.wait(timeout)
+        watched = self.watched
+        for fd, flags in events:
+            entry = watched.get(fd)
+            if entry is not None:
+                ready.append((fd, entry[0], entry[1], flags))
+        if not events:
+            # An idle moment: take a fresh look at every channel, so that
+            # state changed where we could not see it is noticed.
+            self.resync = True
+        return ready
+
+    def close(self):
+        if self.waiter is not None:
+            self.waiter.close()
+            self.waiter = None
+
+
+# id(map) -> (map, poller).  The map is held so that its id stays its own;
+# the entry goes when the map is found empty (or is passed to close_all).
+_pollers = globals().get('_pollers', {})
+
+
+def _poller_for(channels):
+    entry = _pollers.get(id(channels))
+    if entry is None:
+        entry = _pollers[id(channels)] = (channels, _Poller())
+    return entry[1]
+
+
+def _release_poller(channels):
+    entry = _pollers.pop(id(channels), None)
+    if entry is not None:
+        entry[1].close()
+
+
+def _after_fork_in_child():
+    # The child shares the parent's epoll instance: changing it would change
+    # the parent's registrations.  Start afresh with a waiter of our own.
+    for _, poller in list(_pollers.values()):
+        poller.close()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def poll(timeout=0.0, map=None):
-    """Wait up to ``timeout`` seconds with select() and dispatch events."""
+    """Wait up to ``timeout`` seconds and dispatch events as select() would."""
     if map is None:
         map = socket_map
     if not map:
+        _release_poller(map)
         return
-    readers, writers, watched = _select_lists(map)
-    if not (readers or writers or watched):
+    poller = _poller_for(map)
+    poller.prepare(map, False)
+    if not (poller.watched or poller.unwaitable):
         # Nothing to wait on, but callers still expect the pass to take
         # about ``timeout`` seconds.
         time.sleep(timeout)
         return
-    readers, writers, watched = select.select(readers, writers, watched,
-                                              timeout)
-    _notify_ready(map, readers, read)
-    _notify_ready(map, writers, write)
-    _notify_ready(map, watched, _exception)
-
-
-def _poll_flags_for(obj):
-    flags = select.POLLIN | select.POLLPRI if obj.readable() else 0
-    # As with select(): a listening socket never asks to write.
-    if obj.writable() and not obj.accepting:
-        flags |= select.POLLOUT
-    return flags
+    if timeout is not None and timeout < 0:
+        raise ValueError('timeout must be non-negative')  # as select()
+    ready = poller.wait(timeout)
+    stale = poller.stale
+    # An event belongs to the channel registered for it.  If that one has
+    # left the map since (a handler earlier in this pass closed it, and
+    # maybe a new one took its descriptor), the event is dropped: hence the
+    # "map.get(fd) is channel" tests.  select() reports all readers, then
+    # all writers, then exceptions, and so do we.
+    for fd, channel, mask, events in ready:
+        if events & _SELECT_READABLE and mask & _IN and map.get(fd) is channel:
+            read(channel)
+        stale[fd] = channel  # its predicates may answer differently now
+    for fd, channel, mask, events in ready:
+        if events & _SELECT_WRITABLE and mask & _OUT and map.get(fd) is channel:
+            write(channel)
+    for fd, channel, mask, events in ready:
+        if events & _PRI and mask & _PRI and map.get(fd) is channel:
+            _exception(channel)
 
 
 def poll2(timeout=0.0, map=None):
-    """Like poll(), but waits with select.poll()."""
+    """Like poll(), but dispatches as poll() would (see readwrite())."""
     if map is None:
         map = socket_map
     if timeout is not None:
-        timeout = int(timeout * 1000)   # poll() counts in milliseconds
-    pollster = select.poll()
+        timeout = int(timeout * 1000) / 1000.0  # poll() counts whole ms
     if not map:
+        _release_poller(map)
         return
-    for fd, obj in list(map.items()):
-        flags = _poll_flags_for(obj)
-        if flags:
-            pollster.register(fd, flags)
-    for fd, flags in pollster.poll(timeout):
-        obj = map.get(fd)
-        if obj is not None:
-            readwrite(obj, flags)
+    poller = _poller_for(map)
+    poller.prepare(map, True)
+    stale = poller.stale
+    for fd, channel, _mask, events in poller.wait(timeout):
+        if map.get(fd) is channel:  # see poll()
+            readwrite(channel, events)
+        stale[fd] = channel
 
 
-poll3 = poll2   # kept because old code still calls it by this name
+poll3 = poll2  # kept because old code still calls it by this name
 
 
 def loop(timeout=30.0, use_poll=False, map=None, count=None):
@@ -241,6 +526,8 @@ def loop(timeout=30.0, use_poll=False, map=None, count=None):
         run_once(timeout, map)
         if passes_left is not None:
             passes_left = passes_left - 1
+    if not map:
+        _release_poller(map)
 
 
 # ---------------------------------------------------------------------------
@@ -284,7 +571,7 @@ class dispatcher:
     accepting = False
     closing = False
 
-    debug = False   # dispatcher_with_send logs each send() when set
+    debug = False  # dispatcher_with_send logs each send() when set
     # log_info() types that are not printed.
     ignore_log_types = frozenset({'warning'})
 
@@ -336,13 +623,29 @@ class dispatcher:
     def add_channel(self, map=None):
         target = self._map if map is None else map
         target[self._fileno] = self
+        entry = _pollers.get(id(target))
+        if entry is not None:
+            entry[1].added(self._fileno, self)
 
     def del_channel(self, map=None):
         target = self._map if map is None else map
         fd = self._fileno
         if fd in target:
             del target[fd]
+            entry = _pollers.get(id(target))
+            if entry is not None:
+                entry[1].removed(fd)
         self._fileno = None
+
+    def _recheck_interest(self):
+        """Have the loop ask readable()/writable() again before it waits.
+
+        It asks after every event anyway; state changed outside one (output
+        queued from elsewhere, a connect() begun) must say so.
+        """
+        entry = _pollers.get(id(self._map))
+        if entry is not None and self._fileno is not None:
+            entry[1].stale[self._fileno] = self
 
     # -- creating and configuring the socket ----------------------------------
 
@@ -357,12 +660,17 @@ class dispatcher:
     def set_reuse_addr(self):
         """Ask for SO_REUSEADDR so a restarted server can rebind its port."""
         try:
-            current = self.socket.getsockopt(socket.SOL_SOCKET,
-                                             socket.SO_REUSEADDR)
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR,
-                                   current | 1)
+            current = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, current | 1)
         except OSError:
-            pass    # best effort: not every platform supports it
+            pass  # best effort: not every platform supports it
+        if self._share_port:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+
+    # True in the processes of smtpd_compat.workers: each one's listening
+    # socket joins the others' on one address, and the kernel spreads the
+    # connections among them.
+    _share_port = False
 
     # -- socket operations ----------------------------------------------------
 
@@ -372,6 +680,7 @@ class dispatcher:
 
     def listen(self, num):
         self.accepting = True
+        self._recheck_interest()
         # Windows rejects larger backlogs from this API.
         backlog = min(num, 5) if os.name == 'nt' else num
         return self.socket.listen(backlog)
@@ -383,14 +692,15 @@ class dispatcher:
         except OSError as why:
             if why.errno not in _NOTHING_TO_ACCEPT:
                 raise
-            return None     # the client gave up, or nothing was queued
+            return None  # the client gave up, or nothing was queued
         except TypeError:
-            return None     # accept() handed back None rather than a pair
+            return None  # accept() handed back None rather than a pair
         return conn, addr
 
     def connect(self, address):
         self.connected = False
         self.connecting = True
+        self._recheck_interest()
         err = self.socket.connect_ex(address)
         if err in _CONNECT_PENDING or (err == EINVAL and os.name == 'nt'):
             # Completion is reported later as a read or write event.
@@ -408,7 +718,7 @@ class dispatcher:
             if data:
                 return data
             # A readable socket that yields nothing means the peer closed.
-            self.handle_close()
+            self._input_ended()
         except OSError as why:
             if why.errno not in _DISCONNECTED:
                 raise
@@ -426,6 +736,30 @@ class dispatcher:
                 self.handle_close()
                 return 0
             raise
+
+    # -- the end of the peer's input ------------------------------------------
+
+    # Set while queued output is written out after the peer's end of input;
+    # the loop stops asking for reads meanwhile.
+    _flushing_before_close = False
+
+    def _has_queued_output(self):
+        return False  # a plain dispatcher queues nothing
+
+    def _input_ended(self):
+        # CPython closed at once, dropping replies still queued for a client
+        # that had merely half-closed (shutdown(SHUT_WR)) and was waiting for
+        # them.  If output is queued, and writable() says it will be
+        # written, close once it is out (see _output_drained()).
+        if self._has_queued_output() and self.writable():
+            self._flushing_before_close = True
+            self._recheck_interest()
+        else:
+            self.handle_close()
+
+    def _output_drained(self):
+        if self._flushing_before_close and self.connected:
+            self.handle_close()
 
     def close(self):
         self.connected = self.accepting = self.connecting = False
@@ -451,7 +785,7 @@ class dispatcher:
 
     def handle_write_event(self):
         if self.accepting:
-            return      # listening sockets have nothing to write; ignore it
+            return  # listening sockets have nothing to write; ignore it
         if not self.connected and self.connecting:
             self.handle_connect_event()
         self.handle_write()
@@ -491,13 +825,14 @@ class dispatcher:
         self.log_info(
             'uncaptured python exception, closing channel %s (%s:%s %s)'
             % (self_repr, exc_type, exc_value, tb_summary),
-            'error')
+            'error',
+        )
         self.handle_close()
 
     # -- user handlers: defaults only report that nobody handled the event -
 
     def handle_accepted(self, sock, addr):
-        sock.close()    # nobody wants the connection: don't leak it
+        sock.close()  # nobody wants the connection: don't leak it
         _warn_unhandled(self, 'accepted')
 
     def handle_accept(self):
@@ -562,14 +897,26 @@ class dispatcher_with_send(dispatcher):
         self.initiate_send()
 
     def initiate_send(self):
-        chunk = self.out_buffer[:self._SEND_CHUNK]
+        chunk = self.out_buffer[: self._SEND_CHUNK]
         sent = dispatcher.send(self, chunk)
         self.out_buffer = self.out_buffer[sent:]
+        if self.out_buffer:
+            self._recheck_interest()  # now writable(): wait to send more
+        else:
+            self._output_drained()
+
+    def _has_queued_output(self):
+        return bool(self.out_buffer)
+
+
+_KNOWN_READABLE.add(dispatcher.readable)
+_KNOWN_WRITABLE.update((dispatcher.writable, dispatcher_with_send.writable))
 
 
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
+
 
 def compact_traceback():
     """Summarise the exception being handled.
@@ -610,6 +957,7 @@ def close_all(map=None, ignore_all=False):
             if not ignore_all:
                 raise
     map.clear()
+    _release_poller(map)
 
 
 # ---------------------------------------------------------------------------
@@ -618,6 +966,7 @@ def close_all(map=None, ignore_all=False):
 # select() says little useful about regular files, but pipes, terminals and
 # the like behave like sockets for our purposes.
 # ---------------------------------------------------------------------------
+
 
 def _as_fd(fd_or_file):
     # A file object is as good as its descriptor.
@@ -641,8 +990,7 @@ if os.name == 'posix':
 
         def __repr__(self):
             # Same text as object.__repr__, with the stdlib module name.
-            return '<%s object at %#x>' % (_public_class_name(self.__class__),
-                                           id(self))
+            return '<%s object at %#x>' % (_public_class_name(self.__class__), id(self))
 
         def fileno(self):
             return self.fd
@@ -659,18 +1007,16 @@ if os.name == 'posix':
             # Like an unclosed file object: warn, then release the fd.
             if self.fd >= 0:
                 message = "unclosed file %r" % (self,)
-                warnings.warn(message, ResourceWarning, source=self)
+                warnings.warn(message, ResourceWarning, source=self, stacklevel=1)
             self.close()
 
         def getsockopt(self, level, optname, buflen=None):
             # The loop only ever asks for the pending error, and a file
             # never has one.
-            asks_for_error = (level == socket.SOL_SOCKET
-                              and optname == socket.SO_ERROR)
+            asks_for_error = level == socket.SOL_SOCKET and optname == socket.SO_ERROR
             if asks_for_error and not buflen:
                 return 0
-            raise NotImplementedError("Only asyncore specific behaviour "
-                                      "implemented.")
+            raise NotImplementedError("Only asyncore specific behaviour implemented.")
 
         def send(self, *args):
             return os.write(self.fd, *args)
