@@ -23,15 +23,19 @@ The command line lives in ``smtpd_compat.__main__`` (``python -m smtpd_compat``)
 import collections
 import errno
 import getopt
+import io
+import re
 import socket
 import sys
 import textwrap
 import time
 import warnings
+
 # Under the names smtpd imported them by, so they can be replaced as there.
 from email._header_value_parser import get_addr_spec, get_angle_addr
 
 from smtpd_compat import asynchat, asyncore
+from smtpd_compat import hooks as _extension_hooks
 
 __all__ = ["SMTPChannel", "SMTPServer", "DebuggingServer", "PureProxy"]
 
@@ -55,10 +59,21 @@ class Devnull:
 
 
 DEBUGSTREAM = Devnull()
+_discard = Devnull.write
+
+
+def _debugging():
+    """Whether DEBUGSTREAM keeps what is written to it.
+
+    The default Devnull does not, so debug lines are not even formatted for
+    it: one of them is the repr() of a whole message, several times its size.
+    """
+    return type(DEBUGSTREAM) is not Devnull or Devnull.write is not _discard
 
 
 def _debug(*values):
-    print(*values, file=DEBUGSTREAM)
+    if _debugging():
+        print(*values, file=DEBUGSTREAM)
 
 
 # Replies sent from more than one place.
@@ -94,12 +109,54 @@ _SUPPORTED = 'Supported commands: ' + ' '.join(_SYNTAX)
 _COMMAND_LINE_LIMIT = 512
 _END_OF_LINE = b'\r\n'
 _END_OF_DATA = b'\r\n.\r\n'     # a line holding just a dot ends DATA
+# How many connections the kernel may queue for accept().  CPython asked
+# for 5: with more clients connecting at once their SYNs were dropped, and
+# each waited a second or more to try again.
+_LISTEN_BACKLOG = max(socket.SOMAXCONN, 128)
+# Read now, from the real module: tests swap ``socket`` for a stand-in.
+_NO_DELAY = (getattr(socket, 'IPPROTO_TCP', None), getattr(socket, 'TCP_NODELAY', None))
+
+
+def _send_without_delay(conn):
+    """Turn off Nagle's algorithm on *conn*.  With it on, the second line of
+    a multi-line reply (EHLO's) waited for the client to acknowledge the
+    first, which clients delay: some 40 ms, every session."""
+    try:
+        conn.setsockopt(_NO_DELAY[0], _NO_DELAY[1], 1)
+    except (OSError, AttributeError, TypeError):
+        pass    # not TCP (a UNIX socket), or a stand-in without the option
+
+
+# <local-part@domain>, both dot-atoms of ASCII atext (RFC 5322 3.2.3), as
+# nearly every client writes it.  The email package's parser reads it as the
+# very text between the brackets, in a fraction of the time.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = r'%s(?:\.%s)*' % (_ATEXT, _ATEXT)
+_PLAIN_ANGLE_ADDR = re.compile(r'<(%s@%s)>' % (_DOT_ATOM, _DOT_ATOM))
+_email_get_angle_addr = get_angle_addr
+
+
+def _plain_address(arg):
+    """(address, rest) for a plain <local@domain> at the start of *arg*,
+    exactly as get_angle_addr() gives them; None for anything else."""
+    plain = _PLAIN_ANGLE_ADDR.match(arg)
+    if plain is None or get_angle_addr is not _email_get_angle_addr:
+        return None     # also when someone has replaced the parser
+    rest = arg[plain.end():]
+    if rest[:1] in (' ', '\t'):
+        rest = rest.lstrip()    # the parser drops folding white space ...
+    if rest[:1] == '(':
+        return None             # ... and comments, which it alone reads
+    return plain.group(1), rest
 
 
 def _parse_address(arg):
     """Split *arg* into (address, rest); a falsy address means none found."""
     if not arg:
         return '', ''
+    plain = _plain_address(arg)
+    if plain is not None:
+        return plain
     try:
         if arg.lstrip().startswith('<'):
             token, rest = get_angle_addr(arg)
@@ -159,10 +216,54 @@ def _utf8(data):
 
 def _undo_transparency(text, linesep, dot, newline):
     """Join the lines of a DATA body with *newline*, dropping the leading
-    '.' that the client added to lines starting with one (RFC 5321 4.5.2)."""
-    lines = text.split(linesep)
-    return newline.join(line[1:] if line and line[0] == dot else line
-                        for line in lines)
+    '.' that the client added to lines starting with one (RFC 5321 4.5.2).
+
+    *dot* is '.' for text, ord('.') for bytes.  Whole-text replace()s, not
+    a list of the message's lines: far less time and memory for big ones.
+    """
+    if isinstance(dot, int):
+        dot = bytes((dot,))
+    if text[:1] == dot:
+        text = text[1:]
+    return text.replace(linesep + dot, linesep).replace(linesep, newline)
+
+
+class _MessageBuffer:
+    """A message's data (bytes), un-stuffed as its pieces arrive.
+
+    The result equals _undo_transparency() of the joined pieces (after the
+    CRLF that _start_data puts in front of them), but the raw message is
+    never held whole: each piece is turned into its lines with LF ends and
+    written to one buffer, which getvalue() hands over without a copy.  A
+    20 MiB message then costs about 20 MiB, not twice or more.
+    """
+
+    def __init__(self):
+        self._text = io.BytesIO()
+        self._held = b''    # a CR or CRLF that the next piece may continue
+        self._skip = 1      # the LF made of the CRLF put in front
+
+    def write(self, piece):
+        if self._held:
+            piece = self._held + piece
+        held = 2 if piece.endswith(b'\r\n') else 1 if piece.endswith(b'\r') else 0
+        if held:
+            # A line end at the edge: keep it until we know whether the
+            # next piece starts the line with a dot.
+            self._held, piece = piece[-held:], piece[:-held]
+        else:
+            self._held = b''
+        self._put(piece.replace(b'\r\n.', b'\r\n').replace(b'\r\n', b'\n'))
+
+    def _put(self, text):
+        if self._skip and text:
+            text, self._skip = text[1:], 0
+        self._text.write(text)
+
+    def getvalue(self):
+        self._put(self._held.replace(b'\r\n', b'\n'))
+        self._held = b''
+        return self._text.getvalue()
 
 
 def _check_modes(enable_SMTPUTF8, decode_data):
@@ -189,6 +290,10 @@ class SMTPChannel(asynchat.async_chat):
 
     COMMAND = 0
     DATA = 1
+
+    # Replaced in __init__ by the server's extension hooks (smtpd_compat.hooks),
+    # which do nothing unless the server was given extension options.
+    _hooks = _extension_hooks.NO_HOOKS
 
     command_size_limit = _COMMAND_LINE_LIMIT
     # The template for each channel's own dict (see __init__).  CPython's
@@ -217,10 +322,13 @@ class SMTPChannel(asynchat.async_chat):
 
     def __init__(self, server, conn, addr, data_size_limit=DATA_SIZE_DEFAULT,
                  map=None, enable_SMTPUTF8=False, decode_data=False):
+        # The server's extensions (smtpd_compat.hooks); none by default.
+        self._hooks = getattr(server, '_hooks', _extension_hooks.NO_HOOKS)
         # Checked before the channel joins the loop's map (CPython checked
         # after, leaving a channel behind in the map).
         _check_modes(enable_SMTPUTF8, decode_data)
         asynchat.async_chat.__init__(self, conn, map=map)
+        _send_without_delay(conn)
         self.smtp_server, self.conn, self.addr = server, conn, addr
         self.data_size_limit = data_size_limit
         self.enable_SMTPUTF8, self._decode_data = enable_SMTPUTF8, decode_data
@@ -248,8 +356,17 @@ class SMTPChannel(asynchat.async_chat):
             if error.errno == errno.ENOTCONN:
                 return
             raise
+        self._hooks.opened(self)    # e.g. a PROXY header names the peer
         _debug('Peer:', repr(self.peer))
         self.push('220 %s %s' % (self.fqdn, __version__))
+
+    def handle_read(self):
+        self._hooks.reading(self)   # e.g. restart an idle timeout
+        asynchat.async_chat.handle_read(self)
+
+    def close(self):
+        self._hooks.closed(self)
+        asynchat.async_chat.close(self)
 
     def _set_post_data_state(self):
         """Forget the current transaction, as after a message is taken."""
@@ -287,7 +404,10 @@ class SMTPChannel(asynchat.async_chat):
             if self.num_bytes > limit:
                 return
             self.num_bytes += len(data)
-        self.received_lines.append(data)
+        if self._message is not None and self.smtp_state == self.DATA:
+            self._message.write(data)
+        else:
+            self.received_lines.append(data)
 
     def found_terminator(self):
         data = b''.join(self.received_lines)
@@ -303,13 +423,16 @@ class SMTPChannel(asynchat.async_chat):
 
     def _show(self, data, text):
         """Print a line or message on DEBUGSTREAM, as text if decode_data."""
-        shown = text if self._decode_data and text is not None else data
-        _debug('Data:', repr(shown))
+        if _debugging():
+            shown = text if self._decode_data and text is not None else data
+            _debug('Data:', repr(shown))
 
     def _run_command(self, data):
         size, self.num_bytes = self.num_bytes, 0
         line = _utf8(data)
         self._show(data, line)
+        if self._hooks.intercept(self, data):   # e.g. an AUTH response
+            return
         if not data:
             self.push('500 Error: bad syntax')
             return
@@ -327,7 +450,8 @@ class SMTPChannel(asynchat.async_chat):
         if line is None:
             self.push(_NOT_UTF8_COMMAND)
             return
-        handler = getattr(self, 'smtp_' + command, None)
+        handler = self._hooks.command_handler(
+            self, command, getattr(self, 'smtp_' + command, None))
         if not handler:
             self.push('500 Error: command "%s" not recognized' % command)
             return
@@ -346,31 +470,49 @@ class SMTPChannel(asynchat.async_chat):
         """
         self.ac_in_buffer = _END_OF_LINE + self.ac_in_buffer
         self.num_bytes = -len(_END_OF_LINE)     # not the client's data
+        # Un-stuff the data as it comes, unless the raw pieces are wanted:
+        # for DEBUGSTREAM, for decoding, or by a subclass that collects or
+        # reads received_lines itself.
+        cls = type(self)
+        if (not self._decode_data and not _debugging()
+                and cls.collect_incoming_data is SMTPChannel.collect_incoming_data
+                and cls.found_terminator is SMTPChannel.found_terminator):
+            self._message = _MessageBuffer()
+
+    # The data of the message being received, when it is un-stuffed as it
+    # arrives (see _start_data); else its raw pieces are in received_lines.
+    _message = None
 
     def _end_data(self, data):
-        data = data[len(_END_OF_LINE):]     # put back by _start_data
+        message, self._message = self._message, None
         too_much = self.data_size_limit and self.num_bytes > self.data_size_limit
-        text = _utf8(data) if self._decode_data and not too_much else data
-        self._show(data, text)
+        if message is None:
+            data = data[len(_END_OF_LINE):]     # put back by _start_data
+            text = _utf8(data) if self._decode_data and not too_much else data
+            self._show(data, text)
         # Whatever the outcome, the transaction is over (RFC 5321 4.1.1.4):
         # CPython stayed in DATA after 552 and took the next commands as the
         # text of the refused message.
         if too_much:
             self._set_post_data_state()
             self.push('552 Error: Too much mail data')
+        elif message is not None:
+            self._take_message(message.getvalue())
         elif text is None:
             self._set_post_data_state()
             self.push(_NOT_UTF8_DATA)
         else:
-            self._take_message(text)
+            self._take_message(_undo_transparency(
+                text, self._linesep, self._dotsep, self._newline))
 
-    def _take_message(self, body):
-        self.received_data = _undo_transparency(
-            body, self._linesep, self._dotsep, self._newline)
+    def _take_message(self, data):
+        """Hand *data*, the message as process_message receives it, over."""
+        self.received_data = data
         options = {}
         if not self._decode_data:
             options = {'mail_options': self.mail_options,
                        'rcpt_options': self.rcpt_options}
+        options.update(self._hooks.message_kwargs(self))
         try:
             status = self.smtp_server.process_message(
                 self.peer, self.mailfrom, self.rcpttos, self.received_data,
@@ -450,6 +592,8 @@ class SMTPChannel(asynchat.async_chat):
                 self.push('250-' + keyword)
                 if room:
                     self.command_size_limits['MAIL'] += room
+        for keyword in self._hooks.ehlo_keywords(self):
+            self.push('250-' + keyword)
         self.push('250 HELP')
 
     def smtp_NOOP(self, arg):
@@ -601,10 +745,15 @@ class SMTPServer(asyncore.dispatcher):
     """
 
     channel_class = SMTPChannel
+    _hooks = _extension_hooks.NO_HOOKS
 
     def __init__(self, localaddr, remoteaddr,
                  data_size_limit=DATA_SIZE_DEFAULT, map=None,
-                 enable_SMTPUTF8=False, decode_data=False):
+                 enable_SMTPUTF8=False, decode_data=False, *,
+                 timeout=None, max_connections=None, starttls_context=None,
+                 ssl_context=None, require_starttls=False,
+                 authenticator=None, auth_required=False,
+                 auth_require_tls=True, proxy_protocol=False):
         self._localaddr, self._remoteaddr = localaddr, remoteaddr
         self.data_size_limit = data_size_limit
         self.enable_SMTPUTF8, self._decode_data = enable_SMTPUTF8, decode_data
@@ -620,7 +769,15 @@ class SMTPServer(asyncore.dispatcher):
             self.create_socket(family, kind)
             self.set_reuse_addr()   # so a restarted server can rebind at once
             self.bind(localaddr)
-            self.listen(5)
+            self.listen(_LISTEN_BACKLOG)
+            # Our extensions, all off by default: README.rst "Extensions".
+            self._hooks = _extension_hooks.build(
+                self, timeout=timeout, max_connections=max_connections,
+                starttls_context=starttls_context, ssl_context=ssl_context,
+                require_starttls=require_starttls,
+                authenticator=authenticator, auth_required=auth_required,
+                auth_require_tls=auth_require_tls,
+                proxy_protocol=proxy_protocol)
         except BaseException:
             self.close()    # don't leave a half-made dispatcher in the map
             raise
@@ -630,9 +787,18 @@ class SMTPServer(asyncore.dispatcher):
 
     def handle_accepted(self, conn, addr):
         _debug('Incoming connection from %s' % repr(addr))
+        # Extensions may refuse the connection or run a PROXY header or TLS
+        # handshake first; then, or at once, _start_session.
+        self._hooks.accepted(self, conn, addr)
+
+    def _start_session(self, conn, addr):
         # Positional, as CPython passes them: subclasses may rename them.
         self.channel_class(self, conn, addr, self.data_size_limit, self._map,
                            self.enable_SMTPUTF8, self._decode_data)
+
+    def close(self):
+        asyncore.dispatcher.close(self)
+        self._hooks.server_closed(self)
 
     def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
         """Handle one message; subclasses must override this.

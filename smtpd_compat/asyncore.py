@@ -118,7 +118,13 @@ def _deliver(obj, handler_name):
 
 def read(obj):
     """Tell ``obj`` it is readable."""
-    _deliver(obj, 'handle_read_event')
+    # As _deliver(), spelt out: this runs for nearly every event.
+    try:
+        obj.handle_read_event()
+    except _reraised_exceptions:
+        raise
+    except BaseException:
+        obj.handle_error()
 
 
 def write(obj):
@@ -309,20 +315,6 @@ class _Poller:
             except (OSError, KeyError, ValueError):
                 pass  # already closed, and so already dropped by the OS
 
-    def _mask(self, channel):
-        # Asked in CPython's order: readable(), writable(), then accepting.
-        readable = channel.readable()
-        writable = channel.writable()
-        if getattr(channel, '_flushing_before_close', False):
-            readable = False  # at end of input; see dispatcher.recv()
-        mask = _IN | _PRI if readable else 0
-        if writable:
-            if not channel.accepting:
-                mask |= _OUT
-            if not self.use_poll:
-                mask |= _PRI  # select() watches it for exceptions
-        return mask
-
     def _update(self, fd, channels):
         channel = channels.get(fd)
         if channel is None:
@@ -333,7 +325,17 @@ class _Poller:
             self.volatile.pop(fd, None)
         else:
             self.volatile[fd] = channel
-        mask = self._mask(channel)
+        # Asked in CPython's order: readable(), writable(), then accepting.
+        readable = channel.readable()
+        writable = channel.writable()
+        if readable and getattr(channel, '_flushing_before_close', False):
+            readable = False  # at end of input; see dispatcher.recv()
+        mask = _IN | _PRI if readable else 0
+        if writable:
+            if not channel.accepting:
+                mask |= _OUT
+            if not self.use_poll:
+                mask |= _PRI  # select() watches it for exceptions
         entry = self.watched.get(fd) or self.unwaitable.get(fd)
         if entry is not None and entry[0] is channel and entry[1] == mask:
             return
@@ -464,7 +466,8 @@ def poll(timeout=0.0, map=None):
     if not map:
         _release_poller(map)
         return
-    poller = _poller_for(map)
+    entry = _pollers.get(id(map))
+    poller = entry[1] if entry is not None else _poller_for(map)
     poller.prepare(map, False)
     if not (poller.watched or poller.unwaitable):
         # Nothing to wait on, but callers still expect the pass to take
@@ -480,16 +483,20 @@ def poll(timeout=0.0, map=None):
     # maybe a new one took its descriptor), the event is dropped: hence the
     # "map.get(fd) is channel" tests.  select() reports all readers, then
     # all writers, then exceptions, and so do we.
+    more = 0
     for fd, channel, mask, events in ready:
         if events & _SELECT_READABLE and mask & _IN and map.get(fd) is channel:
             read(channel)
+        more |= events
         stale[fd] = channel  # its predicates may answer differently now
-    for fd, channel, mask, events in ready:
-        if events & _SELECT_WRITABLE and mask & _OUT and map.get(fd) is channel:
-            write(channel)
-    for fd, channel, mask, events in ready:
-        if events & _PRI and mask & _PRI and map.get(fd) is channel:
-            _exception(channel)
+    if more & _SELECT_WRITABLE:
+        for fd, channel, mask, events in ready:
+            if events & _SELECT_WRITABLE and mask & _OUT and map.get(fd) is channel:
+                write(channel)
+    if more & _PRI:
+        for fd, channel, mask, events in ready:
+            if events & _PRI and mask & _PRI and map.get(fd) is channel:
+                _exception(channel)
 
 
 def poll2(timeout=0.0, map=None):
@@ -501,7 +508,8 @@ def poll2(timeout=0.0, map=None):
     if not map:
         _release_poller(map)
         return
-    poller = _poller_for(map)
+    entry = _pollers.get(id(map))
+    poller = entry[1] if entry is not None else _poller_for(map)
     poller.prepare(map, True)
     stale = poller.stale
     for fd, channel, _mask, events in poller.wait(timeout):

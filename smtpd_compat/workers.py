@@ -1,0 +1,216 @@
+"""Serve one address from several processes: ``--workers N``.
+
+One asyncore loop uses one core.  Here N worker processes, forked from the
+caller, each build their own server and run their own loop; the kernel
+hands every new connection to one of them.  On Linux each worker listens on
+a socket of its own, all bound to the same address with SO_REUSEPORT, so
+connections are spread evenly and no worker wakes for another's.  Elsewhere
+(no SO_REUSEPORT that balances) the workers share one listening socket made
+before the fork, and whichever is free accepts.
+
+A worker is an ordinary process: messages reach ``process_message`` of the
+server class it built, in that process, so anything shared between
+messages (counters, open files) is per worker.
+
+Public names:
+
+    serve(make_server, localaddr, count, timeout=30.0, use_poll=False)
+        Run ``count`` workers until they all end; returns an exit status.
+        Ctrl-C or SIGTERM stops them all.
+    Workers(make_server, localaddr, count, timeout=30.0, use_poll=False)
+        The same in steps: start() returns once every worker listens;
+        then ``address`` (the port is known even if 0 was asked for),
+        ``pids``, wait() and stop().
+
+``make_server(address)`` builds the server on ``address`` and is called
+once in each worker (``lambda address: MyServer(address, None)``); like
+SMTPServer it must call set_reuse_addr() before bind().  With ``count``
+of 1 nothing is forked: the server runs in the calling process.
+"""
+
+import os
+import signal
+import socket
+import sys
+import traceback
+
+from . import asyncore
+
+__all__ = ['serve', 'Workers']
+
+# Linux balances connections among SO_REUSEPORT listeners; other systems
+# either lack the option or give every connection to one of them.
+SHARE_PORT = hasattr(socket, 'SO_REUSEPORT') and sys.platform.startswith('linux')
+
+
+class Workers:
+    """``count`` forked processes serving ``localaddr`` (see the module)."""
+
+    def __init__(self, make_server, localaddr, count, timeout=30.0, use_poll=False):
+        if count < 1:
+            raise ValueError('the number of workers must be at least 1')
+        self.make_server = make_server
+        self.address = localaddr
+        self.count = count
+        self.timeout, self.use_poll = timeout, use_poll
+        self.pids = []
+        self._running = set()
+        self._reservation = None
+
+    # -- in the parent ---------------------------------------------------------
+
+    def start(self):
+        """Fork the workers; return once each one listens (or has died)."""
+        if self.count == 1:
+            self.make_server(self.address)
+            return self
+        if not hasattr(os, 'fork'):
+            raise OSError('more than one worker needs os.fork()')
+        if SHARE_PORT:
+            self._reserve_address()
+            build = self._build_own_listener
+        else:
+            # Made once, here; every worker inherits the listening socket.
+            self.make_server(self.address)
+            self.address = self._bound_address()
+            build = None
+        ready_r, ready_w = os.pipe()
+        for _ in range(self.count):
+            sys.stdout.flush()  # or the child would print it a second time
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                os.close(ready_r)
+                self._run_worker(build, ready_w)  # never returns
+            self.pids.append(pid)
+            self._running.add(pid)
+        os.close(ready_w)
+        if build is None:
+            asyncore.close_all()  # the parent's copy; workers keep theirs
+        self._await_readiness(ready_r)
+        return self
+
+    def _reserve_address(self):
+        # A bound socket that never listens keeps the port ours (and tells
+        # us which one it is, if 0 was asked for) without taking a share of
+        # the connections.
+        host, port = self.address[:2]
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(self.address)
+        self._reservation = sock
+        self.address = (host, sock.getsockname()[1]) + tuple(self.address[2:])
+
+    def _bound_address(self):
+        for channel in asyncore.socket_map.values():
+            if channel.accepting:
+                return (self.address[0], channel.socket.getsockname()[1]) + tuple(self.address[2:])
+        return self.address
+
+    def _await_readiness(self, ready_r):
+        # Each worker writes one byte once it listens; a worker that dies
+        # first closes its end without writing.
+        ready = 0
+        try:
+            while ready < self.count and os.read(ready_r, 1):
+                ready += 1
+        finally:
+            os.close(ready_r)
+
+    def wait(self):
+        """Wait for every worker to end; return the first bad exit status.
+
+        When one worker ends on its own, the others are stopped: a server
+        that has lost part of its workers is better restarted whole.
+        """
+        status = 0
+        while self._running:
+            pid, raw = os.waitpid(-1, 0)
+            if pid not in self._running:
+                continue  # some other child of the caller's
+            self._running.discard(pid)
+            code = _exit_code(raw)
+            if code and not status:
+                status = code
+            self.stop(signal.SIGTERM)
+        if self._reservation is not None:
+            self._reservation.close()
+            self._reservation = None
+        return status
+
+    def stop(self, signum=signal.SIGTERM):
+        """Send ``signum`` to the workers still running."""
+        for pid in list(self._running):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    # -- in a worker -----------------------------------------------------------
+
+    def _build_own_listener(self):
+        if self._reservation is not None:
+            self._reservation.close()  # the parent's business
+        asyncore.dispatcher._share_port = True
+        self.make_server(self.address)
+
+    def _run_worker(self, build, ready_w):
+        status = 1
+        try:
+            # SIGTERM ends the loop like Ctrl-C does, so output is flushed.
+            signal.signal(signal.SIGTERM, _exit_quietly)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if build is not None:
+                build()
+            os.write(ready_w, b'.')
+            os.close(ready_w)
+            asyncore.loop(self.timeout, self.use_poll)
+            status = 0
+        except KeyboardInterrupt:
+            status = 0
+        except SystemExit as stop:
+            status = stop.code if isinstance(stop.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(status)
+
+
+def _exit_quietly(signum, frame):
+    raise SystemExit(0)
+
+
+def _exit_code(raw_status):
+    if os.WIFSIGNALED(raw_status):
+        return 128 + os.WTERMSIG(raw_status)
+    return os.WEXITSTATUS(raw_status)
+
+
+def serve(make_server, localaddr, count, timeout=30.0, use_poll=False):
+    """Run ``count`` workers (see the module docstring) until they end.
+
+    Returns 0 when they all stopped cleanly, else the first bad status.
+    """
+    group = Workers(make_server, localaddr, count, timeout, use_poll)
+    if count == 1:
+        group.start()
+        asyncore.loop(timeout, use_poll)
+        return 0
+    group.start()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: group.stop(signum))
+    try:
+        while True:
+            try:
+                return group.wait()
+            except KeyboardInterrupt:
+                # Ctrl-C reached the whole process group already; this is
+                # for an interrupt sent to the parent alone.
+                group.stop(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
