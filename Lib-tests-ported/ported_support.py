@@ -73,13 +73,14 @@ def load_implementation():
     """
     if IMPL_NAME not in _MODULE_NAMES:
         raise RuntimeError(
-            "%s=%r is not understood; use 'compat' or 'cpython'"
-            % (IMPL_ENV, IMPL_NAME))
+            "%s=%r is not understood; use 'compat' or 'cpython'" % (IMPL_ENV, IMPL_NAME)
+        )
     if IMPL_NAME == "cpython" and sys.version_info >= (3, 12):
         pytest.skip(
             "%s=cpython: the standard library has no smtpd/asyncore/asynchat "
             "on Python %d.%d (removed in 3.12)" % ((IMPL_ENV,) + sys.version_info[:2]),
-            allow_module_level=True)
+            allow_module_level=True,
+        )
     with warnings.catch_warnings():
         # CPython's modules announce their deprecation when first imported;
         # that warning is not what these tests are about.
@@ -93,13 +94,15 @@ def load_implementation():
             raise RuntimeError(
                 "%s=%s wants module %r but importing it gives %r (sys.modules "
                 "was remapped); run the ported tests in a separate process"
-                % (IMPL_ENV, IMPL_NAME, wanted, module.__name__))
+                % (IMPL_ENV, IMPL_NAME, wanted, module.__name__)
+            )
     return modules
 
 
 # --------------------------------------------------------------------------
 # A scripted stand-in for the socket module, used by the SMTP channel tests.
 # --------------------------------------------------------------------------
+
 
 class ScriptedSocket:
     """Socket double: hands out queued input lines, records what is sent.
@@ -208,6 +211,7 @@ class FakeSocketModule(types.ModuleType):
 # Small replacements for test.support helpers.
 # --------------------------------------------------------------------------
 
+
 def expected_public_names(module, not_exported=()):
     """Names that ``module.__all__`` should list.
 
@@ -216,6 +220,7 @@ def expected_public_names(module, not_exported=()):
     ``__module__`` is the module's name) or carries no ``__module__`` at all
     and is not a module (plain constants).
     """
+
     def defined_here(value):
         if hasattr(value, "__module__"):
             return value.__module__ == module.__name__

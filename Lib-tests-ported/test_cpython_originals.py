@@ -32,9 +32,7 @@ REQUIRE_VARIABLE = "SMTPD_COMPAT_REQUIRE_ORIGINALS"
 
 
 def _has_originals(folder):
-    return all(
-        os.path.isfile(os.path.join(folder, name + ".py")) for name in ORIGINAL_SUITES
-    )
+    return all(os.path.isfile(os.path.join(folder, name + ".py")) for name in ORIGINAL_SUITES)
 
 
 def find_original_tests():

@@ -75,7 +75,7 @@ class EchoPeer(threading.Thread):
             pending = self.received
             try:
                 while pending:
-                    sent = conn.send(pending[:self.chunk_size])
+                    sent = conn.send(pending[: self.chunk_size])
                     pending = pending[sent:]
                     # Small pauses make the client see many short reads.
                     time.sleep(0.001)
@@ -113,6 +113,7 @@ class Collector(asynchat.async_chat):
         """Nothing to do: the data is already queued with push()."""
 
     if sys.platform == "darwin":
+
         def handle_expt(self):
             """poll() reports POLLHUP when these conversations end on macOS."""
 
@@ -148,12 +149,14 @@ def converse():
 
 
 poll_or_select = pytest.mark.parametrize(
-    "use_poll", [pytest.param(False, id="select"), pytest.param(True, id="poll")])
+    "use_poll", [pytest.param(False, id="select"), pytest.param(True, id="poll")]
+)
 
 # The line terminator tests echo in 1, 2 and 3 byte chunks, so every branch
 # of async_chat.handle_read sees a terminator split across reads.
 echo_chunks = pytest.mark.parametrize(
-    "chunk_size", [pytest.param(n, id="chunk%d" % n) for n in (1, 2, 3)])
+    "chunk_size", [pytest.param(n, id="chunk%d" % n) for n in (1, 2, 3)]
+)
 
 
 def _two_lines_with(converse, terminator, use_poll, chunk_size):
@@ -168,21 +171,27 @@ def _two_lines_with(converse, terminator, use_poll, chunk_size):
 @poll_or_select
 def test_single_byte_terminator_splits_lines(converse, use_poll, chunk_size):
     assert _two_lines_with(converse, b"\n", use_poll, chunk_size) == [
-        b"hello world", b"I'm not dead yet!"]
+        b"hello world",
+        b"I'm not dead yet!",
+    ]
 
 
 @echo_chunks
 @poll_or_select
 def test_two_byte_terminator_splits_lines(converse, use_poll, chunk_size):
     assert _two_lines_with(converse, b"\r\n", use_poll, chunk_size) == [
-        b"hello world", b"I'm not dead yet!"]
+        b"hello world",
+        b"I'm not dead yet!",
+    ]
 
 
 @echo_chunks
 @poll_or_select
 def test_three_byte_terminator_splits_lines(converse, use_poll, chunk_size):
     assert _two_lines_with(converse, b"qqq", use_poll, chunk_size) == [
-        b"hello world", b"I'm not dead yet!"]
+        b"hello world",
+        b"I'm not dead yet!",
+    ]
 
 
 def _first_bytes_by_count(converse, count, use_poll):

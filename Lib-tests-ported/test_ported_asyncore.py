@@ -24,8 +24,13 @@ import types
 import pytest
 
 from ported_support import (
-    HAS_AF_UNIX, HAS_POLL, IPV6_ENABLED, LOOPBACK_V4, LOOPBACK_V6,
-    join_or_fail, load_implementation,
+    HAS_AF_UNIX,
+    HAS_POLL,
+    IPV6_ENABLED,
+    LOOPBACK_V4,
+    LOOPBACK_V6,
+    join_or_fail,
+    load_implementation,
 )
 
 smtpd, asyncore, asynchat = load_implementation()
@@ -45,6 +50,7 @@ needs_poll = pytest.mark.skipif(not HAS_POLL, reason="select.poll required")
 # ---------------------------------------------------------------------------
 # Stand-ins for dispatchers, used by the module-level helper tests
 # ---------------------------------------------------------------------------
+
 
 class RaisesExitNow:
     """Every event handler raises asyncore.ExitNow."""
@@ -72,6 +78,7 @@ class RaisesOtherError:
 def _sets_true(attribute):
     def handler(self):
         setattr(self, attribute, True)
+
     return handler
 
 
@@ -105,6 +112,7 @@ class FakeChannel:
 # ---------------------------------------------------------------------------
 # HelperFunctionTests
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("entry_point", ["read", "write", "_exception"])
 def test_read_write_exception_helpers_let_exitnow_through_and_report_others(entry_point):
@@ -180,6 +188,7 @@ def test_compact_traceback_describes_innermost_frame():
 # DispatcherTests
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def dispatcher():
     created = asyncore.dispatcher()
@@ -251,6 +260,7 @@ def test_strerror_matches_os_strerror_and_copes_with_unknown_codes(dispatcher):
 # DispatcherWithSendTests
 # ---------------------------------------------------------------------------
 
+
 class SendOnlyDispatcher(asyncore.dispatcher_with_send):
     """Writes its buffer out and never asks to read."""
 
@@ -292,8 +302,7 @@ def test_dispatcher_with_send_delivers_everything_it_buffered():
     port = listener.getsockname()[1]
     received = io.BytesIO()
     done = threading.Event()
-    collector = threading.Thread(target=_collect_until_newline,
-                                 args=(listener, received, done))
+    collector = threading.Thread(target=_collect_until_newline, args=(listener, received, done))
     collector.start()
     try:
         payload = b"Suppose there isn't a 16-ton weight?"
@@ -322,7 +331,8 @@ def test_dispatcher_with_send_delivers_everything_it_buffered():
 # ---------------------------------------------------------------------------
 
 needs_file_wrapper = pytest.mark.skipif(
-    not hasattr(asyncore, "file_wrapper"), reason="asyncore.file_wrapper required")
+    not hasattr(asyncore, "file_wrapper"), reason="asyncore.file_wrapper required"
+)
 
 FILE_CONTENT = b"It's not dead, it's sleeping!"
 
@@ -366,8 +376,9 @@ def test_file_wrapper_write_and_send_append_to_the_file(data_file):
 
 
 @needs_file_wrapper
-@pytest.mark.skipif(not hasattr(asyncore, "file_dispatcher"),
-                    reason="asyncore.file_dispatcher required")
+@pytest.mark.skipif(
+    not hasattr(asyncore, "file_dispatcher"), reason="asyncore.file_dispatcher required"
+)
 def test_file_dispatcher_reads_file_in_poll_loop(data_file):
     chunks = []
 
@@ -392,7 +403,7 @@ def test_unclosed_file_wrapper_emits_resource_warning(data_file):
     # bpo-11453
     wrapper, _ = _wrap_copy_of_fd(data_file, os.O_RDONLY)
     with pytest.warns(ResourceWarning) as record:
-        wrapper = None
+        del wrapper
         gc.collect()
     assert all(issubclass(w.category, ResourceWarning) for w in record)
 
@@ -410,6 +421,7 @@ def test_file_wrapper_close_reports_error_once_then_is_idempotent(data_file):
 # ---------------------------------------------------------------------------
 # BaseTestAPI, run over IPv4 / IPv6 / Unix sockets x select / poll
 # ---------------------------------------------------------------------------
+
 
 def _reraise_current(self):
     raise
@@ -516,14 +528,17 @@ class Transport:
         pytest.fail("flag not set")
 
 
-TRANSPORT_MATRIX = pytest.mark.parametrize("kind,use_poll", [
-    pytest.param("ipv4", False, id="ipv4-select"),
-    pytest.param("ipv4", True, id="ipv4-poll"),
-    pytest.param("ipv6", False, id="ipv6-select"),
-    pytest.param("ipv6", True, id="ipv6-poll"),
-    pytest.param("unix", False, id="unix-select"),
-    pytest.param("unix", True, id="unix-poll"),
-])
+TRANSPORT_MATRIX = pytest.mark.parametrize(
+    "kind,use_poll",
+    [
+        pytest.param("ipv4", False, id="ipv4-select"),
+        pytest.param("ipv4", True, id="ipv4-poll"),
+        pytest.param("ipv6", False, id="ipv6-select"),
+        pytest.param("ipv6", True, id="ipv6-poll"),
+        pytest.param("unix", False, id="unix-select"),
+        pytest.param("unix", True, id="unix-poll"),
+    ],
+)
 
 
 @pytest.fixture

@@ -37,8 +37,9 @@ PORT_OF = {
     "test_asynchat.py": "test_ported_asynchat.py",
 }
 
-Row = namedtuple("Row", "original_file original_class method runs_in "
-                        "ported_file ported_function param_ids note")
+Row = namedtuple(
+    "Row", "original_file original_class method runs_in ported_file ported_function param_ids note"
+)
 
 
 # ---------------------------------------------------------------------------
@@ -87,16 +88,25 @@ def read_cases(path=CASES_FILE):
         original_file, original_class, method = original.split("::")
         ported = cells[2].strip("`")
         ported_file, _, ported_function = ported.partition("::")
-        rows.append(Row(original_file, original_class, method,
-                        _split_list(cells[1]), ported_file, ported_function,
-                        tuple(p.strip("`[]") for p in _split_list(cells[3])),
-                        cells[4]))
+        rows.append(
+            Row(
+                original_file,
+                original_class,
+                method,
+                _split_list(cells[1]),
+                ported_file,
+                ported_function,
+                tuple(p.strip("`[]") for p in _split_list(cells[3])),
+                cells[4],
+            )
+        )
     return text, rows
 
 
 # ---------------------------------------------------------------------------
 # Reading CPython's originals
 # ---------------------------------------------------------------------------
+
 
 def find_originals_folder():
     """Return (folder or None, description of where it looked)."""
@@ -132,17 +142,22 @@ def original_tests(path):
         return seen
 
     def is_test_case(name):
-        return any(base in ("unittest.TestCase", "TestCase")
-                   for cls in ancestry(name) for base in bases.get(cls, ()))
+        return any(
+            base in ("unittest.TestCase", "TestCase")
+            for cls in ancestry(name)
+            for base in bases.get(cls, ())
+        )
 
     runners = {name: set(ancestry(name)) for name in classes if is_test_case(name)}
     found = {}
     for name, node in classes.items():
         for item in node.body:
-            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) \
-                    and item.name.startswith("test"):
-                found[(name, item.name)] = tuple(sorted(
-                    runner for runner, lineage in runners.items() if name in lineage))
+            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name.startswith(
+                "test"
+            ):
+                found[(name, item.name)] = tuple(
+                    sorted(runner for runner, lineage in runners.items() if name in lineage)
+                )
     return found
 
 
@@ -150,11 +165,15 @@ def original_tests(path):
 # Reading the ported files
 # ---------------------------------------------------------------------------
 
+
 def ported_test_functions(filename):
     with open(os.path.join(HERE, filename), encoding="utf-8") as f:
         tree = ast.parse(f.read())
-    return {node.name for node in tree.body
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test")}
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test")
+    }
 
 
 def collected_node_ids():
@@ -164,10 +183,25 @@ def collected_node_ids():
     # Let the child import whatever this interpreter can import now.
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
     completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q",
-         "-p", "no:cacheprovider", "--rootdir", HERE] + paths,
-        cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        universal_newlines=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            HERE,
+        ]
+        + paths,
+        cwd=HERE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
     ids = set()
     for line in completed.stdout.splitlines():
         line = line.strip()
@@ -179,6 +213,7 @@ def collected_node_ids():
 # ---------------------------------------------------------------------------
 # The checks
 # ---------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def cases():
@@ -213,8 +248,11 @@ def test_every_original_test_has_exactly_one_case_row(cases):
     unknown = sorted(set(listed) - set(originals))
     assert missing == [], "original tests without a CASES.rst row: %r" % missing
     assert unknown == [], "CASES.rst rows for tests not in %s: %r" % (folder, unknown)
-    wrong_runs = sorted((key, listed[key], originals[key])
-                        for key in originals if tuple(sorted(listed[key])) != originals[key])
+    wrong_runs = sorted(
+        (key, listed[key], originals[key])
+        for key in originals
+        if tuple(sorted(listed[key])) != originals[key]
+    )
     assert wrong_runs == [], "'runs in' column differs (key, CASES, original): %r" % wrong_runs
     assert len(rows) == len(originals)
 
@@ -222,16 +260,23 @@ def test_every_original_test_has_exactly_one_case_row(cases):
 def test_every_case_row_names_an_existing_ported_function(cases):
     _, rows = cases
     defined = {name: ported_test_functions(name) for name in PORT_OF.values()}
-    dangling = sorted("%s::%s" % (r.ported_file, r.ported_function)
-                      for r in rows if r.ported_function not in defined[r.ported_file])
+    dangling = sorted(
+        "%s::%s" % (r.ported_file, r.ported_function)
+        for r in rows
+        if r.ported_function not in defined[r.ported_file]
+    )
     assert dangling == [], "CASES.rst names ported tests that do not exist: %r" % dangling
 
 
 def test_every_ported_test_function_is_named_by_a_case_row(cases):
     _, rows = cases
     mapped = {(r.ported_file, r.ported_function) for r in rows}
-    orphans = sorted("%s::%s" % (name, fn) for name in PORT_OF.values()
-                     for fn in ported_test_functions(name) if (name, fn) not in mapped)
+    orphans = sorted(
+        "%s::%s" % (name, fn)
+        for name in PORT_OF.values()
+        for fn in ported_test_functions(name)
+        if (name, fn) not in mapped
+    )
     assert orphans == [], "ported tests missing from CASES.rst: %r" % orphans
 
 
@@ -242,8 +287,10 @@ def test_every_case_row_names_collected_parameter_ids(cases):
     not_collected = sorted(set(PORT_OF.values()) - collected_files)
     if not_collected:
         if re.search(r"\bskipped\b", completed.stdout, re.I) and completed.returncode in (0, 5):
-            pytest.skip("ported modules skipped under this implementation, so their "
-                        "parameter ids cannot be listed: %s" % ", ".join(not_collected))
+            pytest.skip(
+                "ported modules skipped under this implementation, so their "
+                "parameter ids cannot be listed: %s" % ", ".join(not_collected)
+            )
         pytest.fail("collecting the ported tests failed:\n" + completed.stdout[-3000:])
     expected = set()
     for row in rows:

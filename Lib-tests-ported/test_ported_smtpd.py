@@ -12,8 +12,12 @@ import socket
 import pytest
 
 from ported_support import (
-    FakeSocketModule, IPV6_ENABLED, LOOPBACK_V4, LOOPBACK_V6,
-    expected_public_names, load_implementation,
+    IPV6_ENABLED,
+    LOOPBACK_V4,
+    LOOPBACK_V6,
+    FakeSocketModule,
+    expected_public_names,
+    load_implementation,
 )
 
 smtpd, asyncore, asynchat = load_implementation()
@@ -36,7 +40,11 @@ PEER = ("peer-address", "peer-port")
 
 # An envelope up to (and including) the DATA command, used by many dialogs.
 ENVELOPE_AFTER_HELO = (
-    b"HELO example", b"MAIL From:eggs@example", b"RCPT To:spam@example", b"DATA")
+    b"HELO example",
+    b"MAIL From:eggs@example",
+    b"RCPT To:spam@example",
+    b"DATA",
+)
 
 
 class RecordingServer(smtpd.SMTPServer):
@@ -108,8 +116,7 @@ def open_session():
     the channel, as the original tests always pass the same ones to both.
     """
 
-    def start(host=LOOPBACK_V4, server_class=RecordingServer, data_size_limit=None,
-              **options):
+    def start(host=LOOPBACK_V4, server_class=RecordingServer, data_size_limit=None, **options):
         server = server_class((host, 0), ("b", 0), **options)
         conn, addr = server.accept()
         positional = () if data_size_limit is None else (data_size_limit,)
@@ -123,23 +130,23 @@ def open_session():
 # SMTPDServerTest
 # ---------------------------------------------------------------------------
 
+
 def test_base_server_process_message_is_not_implemented(open_session):
     session = open_session(server_class=smtpd.SMTPServer, decode_data=True)
-    session.say(b"HELO example", b"MAIL From:eggs@example",
-                b"RCPT To:spam@example", b"DATA")
+    session.say(b"HELO example", b"MAIL From:eggs@example", b"RCPT To:spam@example", b"DATA")
     with pytest.raises(NotImplementedError):
         session.say(b"spam\r\n.\r\n")
 
 
 def test_server_rejects_decode_data_together_with_smtputf8():
     with pytest.raises(ValueError):
-        smtpd.SMTPServer((LOOPBACK_V4, 0), ("b", 0),
-                         enable_SMTPUTF8=True, decode_data=True)
+        smtpd.SMTPServer((LOOPBACK_V4, 0), ("b", 0), enable_SMTPUTF8=True, decode_data=True)
 
 
 # ---------------------------------------------------------------------------
 # DebuggingServerTest
 # ---------------------------------------------------------------------------
+
 
 def _debugging_transcript(session, body, smtputf8=False):
     mail = b"MAIL From:eggs@example"
@@ -159,21 +166,24 @@ def test_debugging_server_prints_decoded_message(open_session, capsys):
     session = open_session(server_class=smtpd.DebuggingServer, decode_data=True)
     _debugging_transcript(session, b"From: test\n\nhello\n")
     assert capsys.readouterr().out == _printed_message(
-        "From: test", "X-Peer: peer-address", "", "hello")
+        "From: test", "X-Peer: peer-address", "", "hello"
+    )
 
 
 def test_debugging_server_prints_raw_bytes_lines_by_default(open_session, capsys):
     session = open_session(server_class=smtpd.DebuggingServer)
     _debugging_transcript(session, b"From: test\n\nh\xc3\xa9llo\xff\n")
     assert capsys.readouterr().out == _printed_message(
-        "b'From: test'", "b'X-Peer: peer-address'", "b''", r"b'h\xc3\xa9llo\xff'")
+        "b'From: test'", "b'X-Peer: peer-address'", "b''", r"b'h\xc3\xa9llo\xff'"
+    )
 
 
 def test_debugging_server_with_smtputf8_enabled_prints_bytes(open_session, capsys):
     session = open_session(server_class=smtpd.DebuggingServer, enable_SMTPUTF8=True)
     _debugging_transcript(session, b"From: test\n\nh\xc3\xa9llo\xff\n")
     assert capsys.readouterr().out == _printed_message(
-        "b'From: test'", "b'X-Peer: peer-address'", "b''", r"b'h\xc3\xa9llo\xff'")
+        "b'From: test'", "b'X-Peer: peer-address'", "b''", r"b'h\xc3\xa9llo\xff'"
+    )
 
 
 def test_debugging_server_prints_mail_options_of_smtputf8_message(open_session, capsys):
@@ -181,12 +191,17 @@ def test_debugging_server_prints_mail_options_of_smtputf8_message(open_session, 
     _debugging_transcript(session, b"From: test\n\nh\xc3\xa9llo\xff\n", smtputf8=True)
     assert capsys.readouterr().out == _printed_message(
         "mail options: ['BODY=8BITMIME', 'SMTPUTF8']",
-        "b'From: test'", "b'X-Peer: peer-address'", "b''", r"b'h\xc3\xa9llo\xff'")
+        "b'From: test'",
+        "b'X-Peer: peer-address'",
+        "b''",
+        r"b'h\xc3\xa9llo\xff'",
+    )
 
 
 # ---------------------------------------------------------------------------
 # TestFamilyDetection
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.skipif(not IPV6_ENABLED, reason="IPv6 not enabled on this host")
 def test_server_on_ipv6_address_uses_af_inet6_socket():
@@ -203,23 +218,29 @@ def test_server_on_ipv4_address_uses_af_inet_socket():
 # TestRcptOptionParsing
 # ---------------------------------------------------------------------------
 
+
 def test_rcpt_with_unknown_parameter_is_refused_with_555(open_session):
     session = open_session()
-    session.say(b"EHLO example", b"MAIL from: <foo@example.com> size=20",
-                b"RCPT to: <foo@example.com> foo=bar")
+    session.say(
+        b"EHLO example",
+        b"MAIL from: <foo@example.com> size=20",
+        b"RCPT to: <foo@example.com> foo=bar",
+    )
     assert session.reply == RCPT_PARAMS_REFUSED
 
 
 def test_rcpt_without_parameters_is_accepted(open_session):
     session = open_session()
-    session.say(b"EHLO example", b"MAIL from: <foo@example.com> size=20",
-                b"RCPT to: <foo@example.com>")
+    session.say(
+        b"EHLO example", b"MAIL from: <foo@example.com> size=20", b"RCPT to: <foo@example.com>"
+    )
     assert session.reply == OK
 
 
 # ---------------------------------------------------------------------------
 # TestMailOptionParsing
 # ---------------------------------------------------------------------------
+
 
 def test_decode_data_channel_refuses_smtputf8_and_body_parameters(open_session):
     session = open_session(decode_data=True)
@@ -240,8 +261,10 @@ def test_decode_data_channel_refuses_smtputf8_and_body_parameters(open_session):
 def test_bytes_channel_accepts_body_but_not_smtputf8(open_session):
     session = open_session()
     session.say(b"EHLO example")
-    for command in (b"MAIL from: <foo@example.com> size=20 SMTPUTF8",
-                    b"MAIL from: <foo@example.com> size=20 SMTPUTF8 BODY=8BITMIME"):
+    for command in (
+        b"MAIL from: <foo@example.com> size=20 SMTPUTF8",
+        b"MAIL from: <foo@example.com> size=20 SMTPUTF8 BODY=8BITMIME",
+    ):
         session.say(command)
         assert session.reply == MAIL_PARAMS_REFUSED, command
     session.say(b"MAIL from: <foo@example.com> size=20 SMTPUTF8 BODY=UNKNOWN")
@@ -252,14 +275,14 @@ def test_bytes_channel_accepts_body_but_not_smtputf8(open_session):
 
 def test_smtputf8_channel_accepts_lowercase_body_and_smtputf8(open_session):
     session = open_session(enable_SMTPUTF8=True)
-    session.say(b"EHLO example",
-                b"MAIL from: <foo@example.com> size=20 body=8bitmime smtputf8")
+    session.say(b"EHLO example", b"MAIL from: <foo@example.com> size=20 body=8bitmime smtputf8")
     assert session.reply == OK
 
 
 # ---------------------------------------------------------------------------
 # SMTPDChannelTest, and SMTPDChannelIPv6Test which reruns it on ::1
 # ---------------------------------------------------------------------------
+
 
 @pytest.fixture(params=["ipv4", "ipv6"])
 def session(request, open_session):
@@ -279,8 +302,9 @@ def test_server_whose_listen_fails_propagates_the_error(session):
 def test_channel_rejects_decode_data_together_with_smtputf8(session):
     channel = session.channel
     with pytest.raises(ValueError):
-        smtpd.SMTPChannel(session.server, channel.conn, channel.addr,
-                          enable_SMTPUTF8=True, decode_data=True)
+        smtpd.SMTPChannel(
+            session.server, channel.conn, channel.addr, enable_SMTPUTF8=True, decode_data=True
+        )
 
 
 def test_server_handle_accept_runs_without_error(session):
@@ -416,8 +440,7 @@ def test_size_parameter_extends_the_mail_command_length_limit(session):
 
 
 def test_mail_with_smtputf8_is_rejected_unless_enabled(session):
-    session.say(b"EHLO example",
-                b"MAIL from: <naive@example.com> BODY=8BITMIME SMTPUTF8")
+    session.say(b"EHLO example", b"MAIL from: <naive@example.com> BODY=8BITMIME SMTPUTF8")
     assert session.reply[:1] == b"5"
 
 
@@ -449,8 +472,7 @@ def test_unknown_mail_and_rcpt_parameters_are_refused_with_555(session):
 def test_mail_size_above_the_data_limit_is_refused_with_552(session):
     session.channel.data_size_limit = 1048
     session.say(b"EHLO example", b"MAIL FROM:<eggs@example> SIZE=2096")
-    assert session.reply == (
-        b"552 Error: message size exceeds fixed maximum message size\r\n")
+    assert session.reply == (b"552 Error: message size exceeds fixed maximum message size\r\n")
 
 
 def test_rcpt_before_mail_is_rejected_with_503(session):
@@ -515,7 +537,8 @@ def test_second_mail_in_a_transaction_is_nested(session):
 def test_vrfy_promises_to_attempt_delivery(session):
     session.say(b"VRFY eggs@example")
     assert session.reply == (
-        b"252 Cannot VRFY user, but will accept message and attempt delivery\r\n")
+        b"252 Cannot VRFY user, but will accept message and attempt delivery\r\n"
+    )
 
 
 def test_vrfy_without_address_is_a_syntax_error(session):
@@ -567,13 +590,11 @@ def test_complete_transaction_delivers_the_message(session):
     assert session.reply == GO_AHEAD
     session.say(b"data\r\nmore\r\n.")
     assert session.reply == OK
-    assert session.server.received == [
-        (PEER, "eggs@example", ["spam@example"], "data\nmore")]
+    assert session.server.received == [(PEER, "eggs@example", ["spam@example"], "data\nmore")]
 
 
 def test_data_with_argument_is_a_syntax_error(session):
-    session.say(b"HELO example", b"MAIL From:eggs@example", b"RCPT To:spam@example",
-                b"DATA spam")
+    session.say(b"HELO example", b"MAIL From:eggs@example", b"RCPT To:spam@example", b"DATA spam")
     assert session.reply == b"501 Syntax: DATA\r\n"
 
 
@@ -590,11 +611,17 @@ def test_leading_dot_is_removed_from_data_lines(session):
 
 
 def test_message_is_delivered_to_every_recipient(session):
-    session.say(b"HELO example", b"MAIL From:eggs@example",
-                b"RCPT To:spam@example", b"RCPT To:ham@example",
-                b"DATA", b"data\r\n.")
+    session.say(
+        b"HELO example",
+        b"MAIL From:eggs@example",
+        b"RCPT To:spam@example",
+        b"RCPT To:ham@example",
+        b"DATA",
+        b"data\r\n.",
+    )
     assert session.server.received == [
-        (PEER, "eggs@example", ["spam@example", "ham@example"], "data")]
+        (PEER, "eggs@example", ["spam@example", "ham@example"], "data")
+    ]
 
 
 def test_process_message_result_becomes_the_reply(session):
@@ -604,13 +631,10 @@ def test_process_message_result_becomes_the_reply(session):
 
 
 def test_rset_discards_the_transaction_in_progress(session):
-    session.say(b"HELO example", b"MAIL From:eggs@example",
-                b"RCPT To:spam@example", b"RSET")
+    session.say(b"HELO example", b"MAIL From:eggs@example", b"RCPT To:spam@example", b"RSET")
     assert session.reply == OK
-    session.say(b"MAIL From:foo@example", b"RCPT To:eggs@example",
-                b"DATA", b"data\r\n.")
-    assert session.server.received == [
-        (PEER, "foo@example", ["eggs@example"], "data")]
+    session.say(b"MAIL From:foo@example", b"RCPT To:eggs@example", b"DATA", b"data\r\n.")
+    assert session.server.received == [(PEER, "foo@example", ["eggs@example"], "data")]
 
 
 def test_rset_after_helo_replies_ok(session):
@@ -629,8 +653,17 @@ def test_unknown_command_is_named_in_the_error(session):
 
 
 RENAMED_PRIVATE_ATTRIBUTES = (
-    "server", "line", "state", "greeting", "mailfrom", "rcpttos",
-    "data", "fqdn", "peer", "conn", "addr",
+    "server",
+    "line",
+    "state",
+    "greeting",
+    "mailfrom",
+    "rcpttos",
+    "data",
+    "fqdn",
+    "peer",
+    "conn",
+    "addr",
 )
 
 
@@ -653,6 +686,7 @@ def test_old_private_attribute_names_warn_on_get_and_set(session):
 # SMTPDChannelWithDataSizeLimitTest: a channel built with data_size_limit=32
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def limited_session(open_session):
     return open_session(decode_data=True, data_size_limit=32)
@@ -672,7 +706,8 @@ def test_message_within_data_size_limit_is_delivered(limited_session):
     limited_session.say(b"data\r\nmore\r\n.")
     assert limited_session.reply == OK
     assert limited_session.server.received == [
-        (PEER, "eggs@example", ["spam@example"], "data\nmore")]
+        (PEER, "eggs@example", ["spam@example"], "data\nmore")
+    ]
 
 
 def test_message_over_data_size_limit_is_refused(limited_session):
@@ -714,12 +749,14 @@ def test_decoding_channel_decodes_utf8_data(open_session):
     session.say(*ENVELOPE_AFTER_HELO)
     session.say(UTF8_LINE, b"and some plain ascii", b".")
     assert session.channel.received_data == (
-        "utf8 enriched text: \u017c\u017a\u0107\nand some plain ascii")
+        "utf8 enriched text: \u017c\u017a\u0107\nand some plain ascii"
+    )
 
 
 # ---------------------------------------------------------------------------
 # SMTPDChannelTestWithEnableSMTPUTF8True
 # ---------------------------------------------------------------------------
+
 
 @pytest.fixture
 def utf8_session(open_session):
@@ -731,8 +768,10 @@ SMTPUTF8_COMMAND_LIMIT = 512 + 26 + 10
 
 
 def test_mail_with_utf8_address_accepted_when_smtputf8_announced(utf8_session):
-    utf8_session.say(b"EHLO example",
-                     "MAIL from: <na\u00efve@example.com> BODY=8BITMIME SMTPUTF8".encode("utf-8"))
+    utf8_session.say(
+        b"EHLO example",
+        "MAIL from: <na\u00efve@example.com> BODY=8BITMIME SMTPUTF8".encode("utf-8"),
+    )
     assert utf8_session.reply == OK
 
 
@@ -751,8 +790,10 @@ def test_smtputf8_flag_is_passed_to_process_message(utf8_session):
 
 
 def test_smtputf8_channel_keeps_utf8_data_as_bytes(utf8_session):
-    utf8_session.say(b"EHLO example",
-                     "MAIL From: na\u00efve@exampl\u00e9 BODY=8BITMIME SMTPUTF8".encode("utf-8"))
+    utf8_session.say(
+        b"EHLO example",
+        "MAIL From: na\u00efve@exampl\u00e9 BODY=8BITMIME SMTPUTF8".encode("utf-8"),
+    )
     assert utf8_session.reply[:3] == b"250"
     utf8_session.say("RCPT To:sp\u00e4m@exampl\u00e9".encode("utf-8"))
     assert utf8_session.reply[:3] == b"250"
@@ -777,10 +818,12 @@ def test_raised_length_limit_holds_for_each_message(utf8_session):
     for letter in (b"a", b"b", b"c"):
         utf8_session.say(b"MAIL from:<" + letter * filler + b"a@example>")
         assert utf8_session.reply[:3] == b"500"
-        expected_codes = [(b"MAIL from:<" + letter * filler + b"@example>", b"250"),
-                          (b"rcpt to:<hans@example.com>", b"250"),
-                          (b"data", b"354"),
-                          (b"test\r\n.", b"250")]
+        expected_codes = [
+            (b"MAIL from:<" + letter * filler + b"@example>", b"250"),
+            (b"rcpt to:<hans@example.com>", b"250"),
+            (b"data", b"354"),
+            (b"test\r\n.", b"250"),
+        ]
         for command, code in expected_codes:
             utf8_session.say(command)
             assert utf8_session.reply[:3] == code, command
@@ -790,9 +833,17 @@ def test_raised_length_limit_holds_for_each_message(utf8_session):
 # MiscTestCase
 # ---------------------------------------------------------------------------
 
+
 def test_dunder_all_lists_exactly_the_public_api():
     internal = {
-        "program", "Devnull", "DEBUGSTREAM", "NEWLINE", "COMMASPACE",
-        "DATA_SIZE_DEFAULT", "usage", "Options", "parseargs",
+        "program",
+        "Devnull",
+        "DEBUGSTREAM",
+        "NEWLINE",
+        "COMMASPACE",
+        "DATA_SIZE_DEFAULT",
+        "usage",
+        "Options",
+        "parseargs",
     }
     assert sorted(smtpd.__all__) == sorted(expected_public_names(smtpd, internal))

@@ -82,8 +82,11 @@ def _pyenv_root():
     if pyenv:
         try:
             done = subprocess.run(
-                [pyenv, "root"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                universal_newlines=True, timeout=30,
+                [pyenv, "root"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                timeout=30,
             )
             if done.returncode == 0 and done.stdout.strip():
                 return done.stdout.strip()
@@ -126,7 +129,9 @@ def candidate_is_cpython():
     """True when the internal switch asks for CPython on both sides."""
     value = os.environ.get("SMTPD_COMPAT_DIFF_CANDIDATE", "compat").strip().lower()
     if value not in ("compat", "cpython"):
-        raise ValueError("SMTPD_COMPAT_DIFF_CANDIDATE must be 'compat' or 'cpython', not %r" % value)
+        raise ValueError(
+            "SMTPD_COMPAT_DIFF_CANDIDATE must be 'compat' or 'cpython', not %r" % value
+        )
     return value == "cpython"
 
 
@@ -157,7 +162,9 @@ class Options(collections.namedtuple("Options", "size decode_data smtputf8")):
         return int(self.size)
 
     def __str__(self):
-        parts = ["data_size_limit=%s" % {"default": "default", "none": "None"}.get(self.size, self.size)]
+        parts = [
+            "data_size_limit=%s" % {"default": "default", "none": "None"}.get(self.size, self.size)
+        ]
         if self.decode_data:
             parts.append("decode_data=True")
         if self.smtputf8:
@@ -213,8 +220,12 @@ class ServerProcess:
         if self._stderr is None:
             self._stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-            env=env, cwd=REPO,
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            cwd=REPO,
         )
         self.port = None
         self._pending = b""
@@ -416,7 +427,7 @@ def normalise_replies(replies, fqdn):
     out = []
     for line in replies.split(b"\r\n"):
         if line.startswith(b"220 " + name + b" "):
-            line = b"220 <fqdn> " + line[len(name) + 5:]
+            line = b"220 <fqdn> " + line[len(name) + 5 :]
         elif line in (b"250 " + name, b"250-" + name):
             line = line[:4] + b"<fqdn>"
         out.append(line)
@@ -467,14 +478,20 @@ def play(server, session):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         port = sock.getsockname()[1]
         if not server.wait_for_connect(port, deadline):
-            return Outcome(end="unavailable", note="the server never accepted the connection",
-                           records=server.take(port))
+            return Outcome(
+                end="unavailable",
+                note="the server never accepted the connection",
+                records=server.take(port),
+            )
         synchronise = None
         if session.lockstep:
+
             def synchronise(total):
                 server.wait_until_read(port, total, deadline)
-        replies, end, write_error = _exchange(sock, session.chunks, deadline, session.read_late,
-                                              synchronise)
+
+        replies, end, write_error = _exchange(
+            sock, session.chunks, deadline, session.read_late, synchronise
+        )
     finally:
         sock.close()
     note = ""
@@ -543,8 +560,10 @@ def _exchange(sock, chunks, deadline, read_late=False, synchronise=None):
     sent_total = 0
     end = "timeout"
     with selectors.DefaultSelector() as selector:
-        selector.register(sock, selectors.EVENT_WRITE if read_late else
-                          selectors.EVENT_READ | selectors.EVENT_WRITE)
+        selector.register(
+            sock,
+            selectors.EVENT_WRITE if read_late else selectors.EVENT_READ | selectors.EVENT_WRITE,
+        )
         if not queue:
             writing = _half_close(sock, selector)
         while time.monotonic() < deadline:
@@ -573,7 +592,10 @@ def _exchange(sock, chunks, deadline, read_late=False, synchronise=None):
                 except (BlockingIOError, InterruptedError):
                     sent = 0
                 except OSError as failure:  # the server has gone: keep reading
-                    write_error = "%s after %d unsent chunk(s)" % (type(failure).__name__, len(queue) + 1)
+                    write_error = "%s after %d unsent chunk(s)" % (
+                        type(failure).__name__,
+                        len(queue) + 1,
+                    )
                     writing = False
                     selector.modify(sock, selectors.EVENT_READ)
                     continue
@@ -607,7 +629,9 @@ class Conversation:
         port = sock.getsockname()[1]
         self.socks[name], self.ports[name], self.received[name] = sock, port, b""
         if not self.server.wait_for_connect(port, self.deadline):
-            raise AssertionError("%s: the server did not accept connection %s" % (self.server.name, name))
+            raise AssertionError(
+                "%s: the server did not accept connection %s" % (self.server.name, name)
+            )
         self._read_replies(name, 1)  # the greeting
 
     def send(self, name, data, replies=1):
@@ -621,8 +645,10 @@ class Conversation:
         while _complete_replies(self.received[name]) < wanted:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError("%s: connection %s is still waiting for a reply; got %r" % (
-                    self.server.name, name, self.received[name]))
+                raise AssertionError(
+                    "%s: connection %s is still waiting for a reply; got %r"
+                    % (self.server.name, name, self.received[name])
+                )
             sock.settimeout(remaining)
             data = sock.recv(1 << 16)
             if not data:
@@ -649,8 +675,10 @@ class Conversation:
             sock.close()
             outcomes[name] = end
         self.server.sync(self.deadline + SESSION_SECONDS)
-        return {name: Outcome(self.received[name], self.server.take(self.ports[name]), end)
-                for name, end in outcomes.items()}
+        return {
+            name: Outcome(self.received[name], self.server.take(self.ports[name]), end)
+            for name, end in outcomes.items()
+        }
 
 
 def _complete_replies(received):
@@ -696,8 +724,9 @@ class Session:
         return b"".join(self.chunks)
 
     def as_one_write(self):
-        return Session(self.number, self.options, [self.data], self.plan + ", as one write",
-                       self.read_late)
+        return Session(
+            self.number, self.options, [self.data], self.plan + ", as one write", self.read_late
+        )
 
     def boundaries(self):
         """Offsets into ``data`` where one write ends and the next begins."""
@@ -708,11 +737,16 @@ class Session:
         return offsets
 
     def reproduction(self):
-        lines = ["# session %d (%s); server options: %s" % (self.number, self.plan, self.options),
-                 "# one socket write per item, then shutdown(SHUT_WR)%s%s" % (
-                     "; no reading before that" if self.read_late else "",
-                     "; each write only once the server has read the one before"
-                     if self.lockstep else "")]
+        lines = [
+            "# session %d (%s); server options: %s" % (self.number, self.plan, self.options),
+            "# one socket write per item, then shutdown(SHUT_WR)%s%s"
+            % (
+                "; no reading before that" if self.read_late else "",
+                "; each write only once the server has read the one before"
+                if self.lockstep
+                else "",
+            ),
+        ]
         if any(len(chunk) == 1 for chunk in self.chunks):
             lines.append("one_by_one = lambda data: [data[i:i + 1] for i in range(len(data))]")
         lines.append("chunks = [")
@@ -746,13 +780,47 @@ GOOD_LOCALS = ["alice", "Bob.Smith", "x", "a+tag", "postmaster", "first_last", "
 DOMAINS = ["example.org", "EXAMPLE.net", "mx.example.com", "[127.0.0.1]", "localhost"]
 # Addresses that make email._header_value_parser raise in CPython 3.11.
 BREAKING_ADDRESSES = [
-    "<", "<@", "a@", '"', '<"', "<a@[1.2", "<a@>", "@b", "<a@b.>", ">", "<,>",
-    "<:a@b>", "<@a>", "(", "<(", "<@:a@b>", "@", "[", ":", "<;>", "<[>",
+    "<",
+    "<@",
+    "a@",
+    '"',
+    '<"',
+    "<a@[1.2",
+    "<a@>",
+    "@b",
+    "<a@b.>",
+    ">",
+    "<,>",
+    "<:a@b>",
+    "<@a>",
+    "(",
+    "<(",
+    "<@:a@b>",
+    "@",
+    "[",
+    ":",
+    "<;>",
+    "<[>",
 ]
 ODD_ADDRESSES = [
-    "<a(b@c>", "a(comment)@example.org", "<a@b", "a..b@example.org", ".a@b.example",
-    "<a@b\x7f>", "\\", "<a@b\t>", "a@b c", "<a@b>junk", "<@x:a@b>", "<<a@b>>", "<a@b>>",
-    "a", "<a>", '"a b"', "<a@b@c>", "a@b.example (comment)",
+    "<a(b@c>",
+    "a(comment)@example.org",
+    "<a@b",
+    "a..b@example.org",
+    ".a@b.example",
+    "<a@b\x7f>",
+    "\\",
+    "<a@b\t>",
+    "a@b c",
+    "<a@b>junk",
+    "<@x:a@b>",
+    "<<a@b>>",
+    "<a@b>>",
+    "a",
+    "<a>",
+    '"a b"',
+    "<a@b@c>",
+    "a@b.example (comment)",
 ]
 
 
@@ -791,15 +859,43 @@ def _address(rng):
 
 
 MAIL_PARAMETERS = [
-    "SIZE=10", "SIZE=99", "SIZE=100", "SIZE=101", "SIZE=0", "SIZE=33554432",
-    "SIZE=33554433", "SIZE=abc", "SIZE=", "SIZE", "size=50",
-    "BODY=7BIT", "BODY=8BITMIME", "body=8bitmime", "BODY=BINARYMIME", "BODY=", "BODY",
-    "SMTPUTF8", "smtputf8", "SMTPUTF8=YES", "XFOO=bar", "NOTIFY=NEVER", "=x", "FOO=",
-    "X-Y=1", "RET=HDRS", "AUTH=<>",
+    "SIZE=10",
+    "SIZE=99",
+    "SIZE=100",
+    "SIZE=101",
+    "SIZE=0",
+    "SIZE=33554432",
+    "SIZE=33554433",
+    "SIZE=abc",
+    "SIZE=",
+    "SIZE",
+    "size=50",
+    "BODY=7BIT",
+    "BODY=8BITMIME",
+    "body=8bitmime",
+    "BODY=BINARYMIME",
+    "BODY=",
+    "BODY",
+    "SMTPUTF8",
+    "smtputf8",
+    "SMTPUTF8=YES",
+    "XFOO=bar",
+    "NOTIFY=NEVER",
+    "=x",
+    "FOO=",
+    "X-Y=1",
+    "RET=HDRS",
+    "AUTH=<>",
 ]
 NON_ASCII_PARAMETERS = ["SIZE=\u00b2", "SIZE=\u0663", "ÄÖ=1", "BODY=8BİTMIME"]
 RCPT_PARAMETERS = [
-    "NOTIFY=NEVER", "ORCPT=rfc822;a@b", "XFOO", "SIZE=1", "=x", "FOO=", "BODY=7BIT",
+    "NOTIFY=NEVER",
+    "ORCPT=rfc822;a@b",
+    "XFOO",
+    "SIZE=1",
+    "=x",
+    "FOO=",
+    "BODY=7BIT",
 ]
 
 
@@ -832,8 +928,28 @@ def _mail_or_rcpt(rng, verb, keyword, parameters):
 
 
 def _long_command(rng):
-    target = rng.choice([510, 511, 512, 513, 514, 536, 537, 538, 539, 540, 546, 547, 548,
-                         549, 550, 600, 1100, 5000])
+    target = rng.choice(
+        [
+            510,
+            511,
+            512,
+            513,
+            514,
+            536,
+            537,
+            538,
+            539,
+            540,
+            546,
+            547,
+            548,
+            549,
+            550,
+            600,
+            1100,
+            5000,
+        ]
+    )
     kind = rng.choice(["MAIL", "MAIL", "MAIL", "RCPT", "RCPT", "NOOP", "EHLO", "XJUNK", "VRFY"])
     tail = rng.choice(["", "", "", "é", "€", " SMTPUTF8", " SIZE=10"])
     if kind in ("MAIL", "RCPT"):
@@ -852,26 +968,92 @@ def _long_command(rng):
 
 
 OTHER_COMMANDS = [
-    "RSET", "RSET x", "NOOP", "NOOP x", "noop", "HELP", "HELP MAIL", "HELP rcpt", "HELP EHLO",
-    "HELP HELO", "HELP DATA", "HELP RSET", "HELP NOOP", "HELP QUIT", "HELP VRFY", "HELP BOGUS",
-    "HELP EXPN", "VRFY", "VRFY alice", "VRFY <a@b>", "VRFY <", "vrfy a@", "VRFY <@x:a@b>",
-    "EXPN", "EXPN list", "FOO", "XYZZY arg", "STARTTLS", "AUTH PLAIN AGFAYg==", "BDAT 10 LAST",
-    "TURN", " NOOP", "NOOP ", "\tNOOP", "DATA", "DATA x", "QUIT now", "HELO", "EHLO",
-    "MAIL", "RCPT", "MAIL FROM:", "RCPT TO:", "X" * 40, "HELP  MAIL", "HELP MAIL x",
+    "RSET",
+    "RSET x",
+    "NOOP",
+    "NOOP x",
+    "noop",
+    "HELP",
+    "HELP MAIL",
+    "HELP rcpt",
+    "HELP EHLO",
+    "HELP HELO",
+    "HELP DATA",
+    "HELP RSET",
+    "HELP NOOP",
+    "HELP QUIT",
+    "HELP VRFY",
+    "HELP BOGUS",
+    "HELP EXPN",
+    "VRFY",
+    "VRFY alice",
+    "VRFY <a@b>",
+    "VRFY <",
+    "vrfy a@",
+    "VRFY <@x:a@b>",
+    "EXPN",
+    "EXPN list",
+    "FOO",
+    "XYZZY arg",
+    "STARTTLS",
+    "AUTH PLAIN AGFAYg==",
+    "BDAT 10 LAST",
+    "TURN",
+    " NOOP",
+    "NOOP ",
+    "\tNOOP",
+    "DATA",
+    "DATA x",
+    "QUIT now",
+    "HELO",
+    "EHLO",
+    "MAIL",
+    "RCPT",
+    "MAIL FROM:",
+    "RCPT TO:",
+    "X" * 40,
+    "HELP  MAIL",
+    "HELP MAIL x",
 ]
 NON_ASCII_COMMANDS = ["VRFY é", "FÖÖ", "HELP ü", "EXPN é", "NOOP é", "RSET ü", "ﬀ"]
 
 RAW_LINES = [
-    b"", b" ", b"\t", b"\x00", b"NOOP\x00", b"N\rOOP", b"NOOP\r", b"NO\nOP", b"\rNOOP",
-    b"RSET\n", b"\n", b"\r", b"\x7f",
+    b"",
+    b" ",
+    b"\t",
+    b"\x00",
+    b"NOOP\x00",
+    b"N\rOOP",
+    b"NOOP\r",
+    b"NO\nOP",
+    b"\rNOOP",
+    b"RSET\n",
+    b"\n",
+    b"\r",
+    b"\x7f",
     # What str.strip() and str.split() take for whitespace, beyond space and tab.
-    b"NOOP \x1c", b"NOOP \x0b\x0c", b"RSET \x1f", b"QUIT \x1e", b"HELO \x1c", b"NOOP\x1c",
-    b"MAIL FROM:<a@b.example> \x1c", b"MAIL FROM:<a@b.example> SIZE=10\x1dBODY=7BIT",
-    "NOOP \u2003".encode(), "NOOP \u0085".encode(), "HELO \u3000".encode(),
+    b"NOOP \x1c",
+    b"NOOP \x0b\x0c",
+    b"RSET \x1f",
+    b"QUIT \x1e",
+    b"HELO \x1c",
+    b"NOOP\x1c",
+    b"MAIL FROM:<a@b.example> \x1c",
+    b"MAIL FROM:<a@b.example> SIZE=10\x1dBODY=7BIT",
+    "NOOP \u2003".encode(),
+    "NOOP \u0085".encode(),
+    "HELO \u3000".encode(),
 ]
 NON_UTF8_LINES = [
-    b"\xff", b"\xfe\xff NOOP", b"NOOP \xff", b"MAIL FROM:<\xe9@b>", b"VRFY \xc3",
-    b"HELO \xed\xa0\x80", b"\x80abc", b"RCPT TO:<a@b\xff>", b"HELO \xc3\xa9",
+    b"\xff",
+    b"\xfe\xff NOOP",
+    b"NOOP \xff",
+    b"MAIL FROM:<\xe9@b>",
+    b"VRFY \xc3",
+    b"HELO \xed\xa0\x80",
+    b"\x80abc",
+    b"RCPT TO:<a@b\xff>",
+    b"HELO \xc3\xa9",
 ]
 
 
@@ -892,12 +1074,34 @@ def _greeting(rng):
 
 
 BODY_LINES = [
-    b"Subject: differential", b"From: a@example.org", b"", b"plain text", b".leading dot",
-    b"..", b".", b"...", b" .", b". ", b"a\rb", b"a\nb", b"\r", b"\n", b"\x00", b"tab\there",
-    b"x" * 70, b".\n", b"end\r", b"QUIT", b"RSET",
+    b"Subject: differential",
+    b"From: a@example.org",
+    b"",
+    b"plain text",
+    b".leading dot",
+    b"..",
+    b".",
+    b"...",
+    b" .",
+    b". ",
+    b"a\rb",
+    b"a\nb",
+    b"\r",
+    b"\n",
+    b"\x00",
+    b"tab\there",
+    b"x" * 70,
+    b".\n",
+    b"end\r",
+    b"QUIT",
+    b"RSET",
 ]
 NON_ASCII_BODY_LINES = [
-    b"caf\xc3\xa9", b"\xe2\x82\xac uro", b"\xff\xfe", b"\x80", b"\xf0\x9f\x98\x80 emoji",
+    b"caf\xc3\xa9",
+    b"\xe2\x82\xac uro",
+    b"\xff\xfe",
+    b"\x80",
+    b"\xf0\x9f\x98\x80 emoji",
 ]
 
 
@@ -906,8 +1110,10 @@ def _body(rng, limit):
     roll = rng.random()
     if roll < 0.1:
         return b""
-    lines = [rng.choice(BODY_LINES if rng.random() < 0.93 else NON_ASCII_BODY_LINES)
-             for _ in range(rng.choice([1, 2, 3, 4, 6]))]
+    lines = [
+        rng.choice(BODY_LINES if rng.random() < 0.93 else NON_ASCII_BODY_LINES)
+        for _ in range(rng.choice([1, 2, 3, 4, 6]))
+    ]
     body = b"\r\n".join(lines)
     if limit == 100 and rng.random() < 0.6:
         # Around the 100-byte limit: the size counted is the body without CRLF.CRLF.
@@ -962,7 +1168,9 @@ def _good_transaction(rng, options):
         mail += " " + rng.choice(["SIZE=50", "BODY=8BITMIME", "SMTPUTF8", "BODY=7BIT"])
     parts = [mail.encode() + b"\r\n"]
     for _ in range(rng.choice([1, 1, 2])):
-        parts.append(("RCPT TO:<%s@%s>" % (rng.choice(GOOD_LOCALS), rng.choice(DOMAINS))).encode() + b"\r\n")
+        parts.append(
+            ("RCPT TO:<%s@%s>" % (rng.choice(GOOD_LOCALS), rng.choice(DOMAINS))).encode() + b"\r\n"
+        )
     parts.extend(_data_block(rng, options.limit))
     return parts
 
@@ -1004,8 +1212,11 @@ def _pieces(rng, options):
     elif roll < 0.58:
         plan.append("cut mid-DATA")
         pieces.extend(_good_transaction(rng, options)[:-1])
-        pieces.append(rng.choice([b"unfinished body", b"line\r\n", b"line\r\n.", b"line\r\n.\r",
-                                  b"line\r", b""]))
+        pieces.append(
+            rng.choice(
+                [b"unfinished body", b"line\r\n", b"line\r\n.", b"line\r\n.\r", b"line\r", b""]
+            )
+        )
     elif roll < 0.63:
         plan.append("cut mid-line")
         pieces.append(rng.choice([b"NOOP", b"MAIL FROM:<a@b>", b"QUIT\r", b"RSET\n", b"\xc3"]))
@@ -1026,21 +1237,25 @@ def _chunk(rng, pieces, plan):
     if roll < 0.6:
         if len(data) <= 400:
             plan.append("byte by byte")
-            return [data[i:i + 1] for i in range(len(data))]
+            return [data[i : i + 1] for i in range(len(data))]
         start = rng.randrange(len(data))
         stop = min(len(data), start + 300)
         plan.append("bytes %d-%d one by one" % (start, stop))
-        return [data[:start]] + [data[i:i + 1] for i in range(start, stop)] + [data[stop:]]
+        return [data[:start]] + [data[i : i + 1] for i in range(start, stop)] + [data[stop:]]
     if roll < 0.8:
         plan.append("random splits")
-        cuts = sorted(set(rng.randrange(1, len(data)) for _ in range(rng.randint(1, 8)))) if len(data) > 1 else []
+        cuts = (
+            sorted({rng.randrange(1, len(data)) for _ in range(rng.randint(1, 8))})
+            if len(data) > 1
+            else []
+        )
         edges = [0] + cuts + [len(data)]
         return [data[a:b] for a, b in zip(edges, edges[1:])]
     if roll < 0.9:
         plan.append("split inside CRLFs")
         cuts = [m.start() + 1 for m in re.finditer(rb"\r\n", data)]
         cuts += [m.start() + 2 for m in re.finditer(rb"\r\n\.", data)]
-        edges = [0] + sorted(set(c for c in cuts if 0 < c < len(data))) + [len(data)]
+        edges = [0] + sorted({c for c in cuts if 0 < c < len(data)}) + [len(data)]
         return [data[a:b] for a, b in zip(edges, edges[1:])]
     plan.append("a write per transaction")
     chunks, current = [], b""
@@ -1061,7 +1276,7 @@ def _flood(rng, number, options):
     command = rng.choice([b"HELP\r\n", b"NOOP\r\n", b"HELP MAIL\r\n"])
     data = b"EHLO flood.example\r\n" + command * FLOOD_COMMANDS
     size = len(data) // 4
-    chunks = [data[i:i + size] for i in range(0, len(data), size)]
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
     plan = "flood: %d x %r, replies read only after the half-close" % (FLOOD_COMMANDS, command)
     return Session(number, options, chunks, plan, read_late=True)
 
@@ -1178,12 +1393,14 @@ class Divergence:
     (``SMTPD_COMPAT_DIFF_CANDIDATE=cpython``), where statuses are not used.
     """
 
-    def __init__(self, name, description, applies, status="pending", check=None, unstable=None,
-                 point=None):
+    def __init__(
+        self, name, description, applies, status="pending", check=None, unstable=None, point=None
+    ):
         assert status in ("pending", "fixed", "timing")
         assert status != "timing" or unstable is not None
-        assert status != "fixed" or (check is not None and point is not None), \
+        assert status != "fixed" or (check is not None and point is not None), (
             "a fixed divergence needs a check and a point"
+        )
         self.name = name
         self.description = description
         self.applies = applies
@@ -1194,7 +1411,8 @@ class Divergence:
 
     def check(self, session, reference, candidate, steps):
         """None if ``candidate`` has the fixed behaviour, else a complaint."""
-        return self._check(session, reference, candidate, steps, self.point(session, reference, steps))
+        point = self.point(session, reference, steps)
+        return self._check(session, reference, candidate, steps, point)
 
 
 def _errors_of(reference, *names):
@@ -1277,8 +1495,9 @@ def _bare_size(text):
 
 
 def _size_without_value(session, reference, steps):
-    return (_crash_in_command(reference, steps, ("AttributeError",))
-            and _bare_size(_crash_step(steps).text))
+    return _crash_in_command(reference, steps, ("AttributeError",)) and _bare_size(
+        _crash_step(steps).text
+    )
 
 
 def _bad_address(session, reference, steps):
@@ -1361,7 +1580,11 @@ def _over_limit_text_split_by_reads(session, reference, steps):
             over = session.options.decode_data and limit is not None and len(step.text) > limit
         else:
             over = False
-        if over and any(b >= 0x80 for b in step.text) and any(step.start < c < step.stop for c in cuts):
+        if (
+            over
+            and any(b >= 0x80 for b in step.text)
+            and any(step.start < c < step.stop for c in cuts)
+        ):
             return True
     return False
 
@@ -1382,8 +1605,10 @@ def _too_much_data(session, reference, steps):
 def _empty_data(session, reference, steps):
     """A 354 reply followed straight away by '.' CRLF."""
     data = session.data
-    return any(step.kind == "command" and step.code == 354
-               and data[step.stop:step.stop + 3] == b".\r\n" for step in steps)
+    return any(
+        step.kind == "command" and step.code == 354 and data[step.stop : step.stop + 3] == b".\r\n"
+        for step in steps
+    )
 
 
 def _after_quit(session, reference, steps):
@@ -1409,14 +1634,19 @@ def _dropped_with_later_writes(session, reference, steps):
 
 def _message_records(outcome):
     """The process_message records of ``outcome``, as compared (peer normalised)."""
-    return [record for record in outcome.comparable()[1]
-            if json.loads(record).get("event") == "message"]
+    return [
+        record
+        for record in outcome.comparable()[1]
+        if json.loads(record).get("event") == "message"
+    ]
 
 
 def _refused_rcpt_options(session, reference, steps):
     """A message the reference delivered with the options of a refused RCPT."""
-    return any(json.loads(record)["kwargs"] != _as_accepted_rcpt_kwargs(json.loads(record))
-               for record in _message_records(reference))
+    return any(
+        json.loads(record)["kwargs"] != _as_accepted_rcpt_kwargs(json.loads(record))
+        for record in _message_records(reference)
+    )
 
 
 def _as_accepted_rcpt_kwargs(record):
@@ -1425,8 +1655,12 @@ def _as_accepted_rcpt_kwargs(record):
     kwargs = record["kwargs"]
     if "dict" not in kwargs:
         return kwargs
-    return {"dict": [[key, {"list": []}] if key == {"str": "rcpt_options"} else [key, value]
-                     for key, value in kwargs["dict"]]}
+    return {
+        "dict": [
+            [key, {"list": []}] if key == {"str": "rcpt_options"} else [key, value]
+            for key, value in kwargs["dict"]
+        ]
+    }
 
 
 REFUSED_MAIL_WITH_SMTPUTF8 = re.compile(rb"(?i)^MAIL .*[ \t]SMTPUTF8(?:[ \t=]|$)")
@@ -1481,8 +1715,12 @@ def _at_first(predicate):
 
 _at_552 = _at_first(lambda session, step: step.kind == "data" and step.code == 552)
 _at_data_then_dot = _at_first(
-    lambda session, step: step.kind == "command" and step.code == 354
-    and session.data[step.stop:step.stop + 3] == b".\r\n")
+    lambda session, step: (
+        step.kind == "command"
+        and step.code == 354
+        and session.data[step.stop : step.stop + 3] == b".\r\n"
+    )
+)
 _at_quit = _at_first(lambda session, step: step.kind == "command" and step.code == 221)
 
 
@@ -1527,7 +1765,8 @@ def _from_point(expect):
         delivered = _delivered_before(steps, point)
         if _message_records(candidate)[:delivered] != _message_records(reference)[:delivered]:
             return "the messages differ before step %d" % point
-        complaint = expect(session, reference, candidate, steps, point, group_replies(got[before:]))
+        replies = group_replies(got[before:])
+        complaint = expect(session, reference, candidate, steps, point, replies)
         if complaint is not None:
             return complaint
         if candidate.dropped:
@@ -1551,14 +1790,20 @@ def _answer(prefix_for):
         prefix = prefix_for(session, step)
         if not replies or not replies[0][-1].startswith(prefix):
             return "expected a %s reply at step %d (%s), got %r" % (
-                prefix.decode("ascii", "replace"), point, bytes_literal(step.text[:60]),
-                replies[0] if replies else "nothing")
+                prefix.decode("ascii", "replace"),
+                point,
+                bytes_literal(step.text[:60]),
+                replies[0] if replies else "nothing",
+            )
         return None
 
     return expect
 
 
-NOT_UTF8_REPLIES = (b"500 Error: command line is not valid UTF-8", b"554 Error: message data is not valid UTF-8")
+NOT_UTF8_REPLIES = (
+    b"500 Error: command line is not valid UTF-8",
+    b"554 Error: message data is not valid UTF-8",
+)
 
 
 def _decode_failure_reply(session, step):
@@ -1590,7 +1835,9 @@ def _bad_address_reply(session, step):
     verb = step.text[:4].upper()
     if verb == b"VRFY":
         return b"502 Could not VRFY "  # CPython's reply to an argument without an address
-    return b"501 Syntax: MAIL FROM: <address>" if verb == b"MAIL" else b"501 Syntax: RCPT TO: <address>"
+    if verb == b"MAIL":
+        return b"501 Syntax: MAIL FROM: <address>"
+    return b"501 Syntax: RCPT TO: <address>"
 
 
 def _echo_reply(session, step):
@@ -1615,7 +1862,7 @@ def _expect_commands_after_552(session, reference, candidate, steps, point, repl
     if replies[:1] != [steps[point].reply]:
         return "expected %r, got %r" % (steps[point].reply, replies[:1])
     replies = replies[1:]
-    rest = session.data[steps[point].stop:]
+    rest = session.data[steps[point].stop :]
     line, found, _ = rest.partition(b"\r\n")
     if not found:
         return None
@@ -1673,7 +1920,11 @@ def _expect_ascii_reply(session, reference, candidate, steps, point, replies):
     sent = steps[point].reply
     escaped = [line.decode("utf-8").encode("ascii", "backslashreplace") for line in sent]
     if not replies or replies[0] not in (sent, escaped):
-        return "expected %r (or CPython's %r), got %r" % (escaped, sent, replies[0] if replies else "nothing")
+        return "expected %r (or CPython's %r), got %r" % (
+            escaped,
+            sent,
+            replies[0] if replies else "nothing",
+        )
     return None
 
 
@@ -1686,7 +1937,9 @@ DIVERGENCES = [
         "cpython-crashes-on-undecodable-command",
         "A command line that is not valid UTF-8 raises UnicodeDecodeError in CPython, "
         "which drops the connection with a traceback. Fixed: 500 and the session goes on.",
-        _undecodable_command, status="fixed", point=_at_crash,
+        _undecodable_command,
+        status="fixed",
+        point=_at_crash,
         check=_from_point(_answer(lambda session, step: b"500 ")),
     ),
     Divergence(
@@ -1695,28 +1948,38 @@ DIVERGENCES = [
         "'<a@[1.2') raises in MAIL/RCPT/VRFY and CPython drops the connection. "
         "Fixed: MAIL and RCPT get their 501 Syntax reply, VRFY '502 Could not VRFY', "
         "and the session goes on.",
-        _bad_address, status="fixed", point=_at_crash, check=_from_point(_answer(_bad_address_reply)),
+        _bad_address,
+        status="fixed",
+        point=_at_crash,
+        check=_from_point(_answer(_bad_address_reply)),
     ),
     Divergence(
         "cpython-crashes-echoing-non-ascii",
         "A reply that echoes non-ASCII text (500 for an unknown command, 502 for "
         "VRFY) before SMTPUTF8 was given cannot be encoded to ASCII: "
         "UnicodeEncodeError, connection dropped. Fixed: the reply is sent, escaped.",
-        _non_ascii_echo, status="fixed", point=_at_crash, check=_from_point(_expect_escaped_echo),
+        _non_ascii_echo,
+        status="fixed",
+        point=_at_crash,
+        check=_from_point(_expect_escaped_echo),
     ),
     Divergence(
         "cpython-crashes-on-non-ascii-size-digits",
         "SIZE=<digits that str.isdigit() accepts but int() does not, e.g. '\u00b2'>: "
         "with a size limit CPython raises ValueError and drops the connection, without "
         "one it takes the value. Fixed: 501 Syntax either way.",
-        _unicode_size, status="fixed", point=_at_unicode_size,
+        _unicode_size,
+        status="fixed",
+        point=_at_unicode_size,
         check=_from_point(_answer(_expect_mail_syntax)),
     ),
     Divergence(
         "cpython-crashes-on-size-without-value",
         "A bare SIZE parameter (no '=value') raises AttributeError and CPython drops "
         "the connection. Fixed: 501 Syntax.",
-        _size_without_value, status="fixed", point=_at_crash,
+        _size_without_value,
+        status="fixed",
+        point=_at_crash,
         check=_from_point(_answer(_expect_mail_syntax)),
     ),
     Divergence(
@@ -1725,7 +1988,9 @@ DIVERGENCES = [
         "message) raise UnicodeDecodeError and CPython drops the connection. Fixed: "
         "500 for a command line, 554 for a message (552 if it is also too long), "
         "no reply to bytes never terminated, and the session goes on.",
-        _decode_failure_is("undecodable-decode-data"), status="fixed", point=_at_crash,
+        _decode_failure_is("undecodable-decode-data"),
+        status="fixed",
+        point=_at_crash,
         check=_from_point(_answer(_decode_failure_reply)),
     ),
     Divergence(
@@ -1733,8 +1998,11 @@ DIVERGENCES = [
         "With decode_data=True CPython decodes each read separately, so a UTF-8 "
         "character split across TCP reads raises UnicodeDecodeError. Whether the "
         "reads split it depends on timing. Fixed: decoded once complete.",
-        _decode_failure_is("split"), status="fixed", point=_at_crash,
-        check=_from_point(_expect_decoded), unstable=_unless_lockstep(_utf8_split_across_writes),
+        _decode_failure_is("split"),
+        status="fixed",
+        point=_at_crash,
+        check=_from_point(_expect_decoded),
+        unstable=_unless_lockstep(_utf8_split_across_writes),
     ),
     Divergence(
         "cpython-over-limit-input-decoded-per-read",
@@ -1744,7 +2012,9 @@ DIVERGENCES = [
         "the limit, or a cut inside a UTF-8 character, give UnicodeDecodeError (a "
         "dropped connection) or not, depending on how TCP split the input. Fixed: "
         "size is judged before decoding: 500 line too long, or 552.",
-        _decode_failure_is("over-limit"), status="fixed", point=_at_crash,
+        _decode_failure_is("over-limit"),
+        status="fixed",
+        point=_at_crash,
         check=_from_point(_answer(_decode_failure_reply)),
         unstable=_unless_lockstep(_over_limit_text_split_by_reads),
     ),
@@ -1753,7 +2023,9 @@ DIVERGENCES = [
         "After '552 Error: Too much mail data' CPython stays in the DATA state and "
         "treats the following commands as another message's text. Fixed: the "
         "transaction is over and what follows is read as commands.",
-        _too_much_data, status="fixed", point=_at_552,
+        _too_much_data,
+        status="fixed",
+        point=_at_552,
         check=_from_point(_expect_commands_after_552),
     ),
     Divergence(
@@ -1761,7 +2033,9 @@ DIVERGENCES = [
         "DATA followed at once by '.' CRLF is not seen as the end of the message "
         "(the CRLF before the dot was DATA's own), so it is never answered. Fixed: an "
         "empty message, delivered and answered 250 OK.",
-        _empty_data, status="fixed", point=_at_data_then_dot,
+        _empty_data,
+        status="fixed",
+        point=_at_data_then_dot,
         check=_from_point(_expect_empty_message),
     ),
     Divergence(
@@ -1770,15 +2044,20 @@ DIVERGENCES = [
         "even delivered to process_message); if they arrive in a later read than "
         "QUIT, whether CPython runs them depends on timing. Fixed: nothing after "
         "QUIT runs.",
-        _after_quit, status="fixed", point=_at_quit,
-        check=_from_point(_expect_nothing_after_quit), unstable=_after_quit_in_later_write,
+        _after_quit,
+        status="fixed",
+        point=_at_quit,
+        check=_from_point(_expect_nothing_after_quit),
+        unstable=_after_quit_in_later_write,
     ),
     Divergence(
         "cpython-refused-rcpt-replaces-rcpt-options",
         "A RCPT refused for its parameters still sets the rcpt_options that "
         "process_message gets. Fixed: only an accepted RCPT sets them (to [], since "
         "none is supported).",
-        _refused_rcpt_options, status="fixed", point=_at_refused_options_message,
+        _refused_rcpt_options,
+        status="fixed",
+        point=_at_refused_options_message,
         check=_from_point(_expect_accepted_rcpt_options),
     ),
     Divergence(
@@ -1786,7 +2065,9 @@ DIVERGENCES = [
         "A MAIL with SMTPUTF8 refused for another parameter still turns SMTPUTF8 on "
         "until the transaction ends, so later replies that echo non-ASCII text go out "
         "in UTF-8. Fixed: only an accepted MAIL turns it on; the echo is escaped.",
-        _refused_mail_sets_smtputf8, status="fixed", point=_at_stale_smtputf8,
+        _refused_mail_sets_smtputf8,
+        status="fixed",
+        point=_at_stale_smtputf8,
         check=_from_point(_expect_ascii_reply),
     ),
     Divergence(
@@ -1797,8 +2078,10 @@ DIVERGENCES = [
         "SHARED_LIMIT_SCENARIOS (tests/test_differential.py), not by the generated "
         "sessions, which run one at a time; the scenarios check the fixed behaviour "
         "themselves (Scenario.fixed_reply).",
-        lambda session, reference, steps: False, status="fixed",
-        point=lambda session, reference, steps: len(steps), check=_never_checked,
+        lambda session, reference, steps: False,
+        status="fixed",
+        point=lambda session, reference, steps: len(steps),
+        check=_never_checked,
     ),
     Divergence(
         "cpython-drop-loses-replies",
@@ -1806,7 +2089,9 @@ DIVERGENCES = [
         "reset that the close causes can make the client lose replies it had not "
         "read yet; how many depends on timing. (The reference's outcome for such "
         "sessions comes from a replay as one write, see reference_outcome.)",
-        _dropped_with_later_writes, status="timing", unstable=_dropped_with_later_writes,
+        _dropped_with_later_writes,
+        status="timing",
+        unstable=_dropped_with_later_writes,
     ),
 ]
 
@@ -1829,15 +2114,26 @@ class Scenario(collections.namedtuple("Scenario", "name steps cpython_reply fixe
 SHARED_LIMIT_SCENARIOS = [
     Scenario(
         "a new connection resets the MAIL line limit of an EHLO'd one",
-        [("open", "A"), ("send", "A", b"EHLO a.example\r\n"), ("open", "B"),
-         ("send", "A", _mail_line(530))],
-        b"500 Error: line too long", b"250 OK",
+        [
+            ("open", "A"),
+            ("send", "A", b"EHLO a.example\r\n"),
+            ("open", "B"),
+            ("send", "A", _mail_line(530)),
+        ],
+        b"500 Error: line too long",
+        b"250 OK",
     ),
     Scenario(
         "another connection's EHLO raises this one's MAIL line limit",
-        [("open", "A"), ("open", "B"), ("send", "A", b"EHLO a.example\r\n"),
-         ("send", "B", b"EHLO b.example\r\n"), ("send", "A", _mail_line(550))],
-        b"250 OK", b"500 Error: line too long",
+        [
+            ("open", "A"),
+            ("open", "B"),
+            ("send", "A", b"EHLO a.example\r\n"),
+            ("send", "B", b"EHLO b.example\r\n"),
+            ("send", "A", _mail_line(550)),
+        ],
+        b"250 OK",
+        b"500 Error: line too long",
     ),
 ]
 
@@ -1880,18 +2176,23 @@ class Mismatch:
     def describe(self):
         text = self._describe()
         if self.smaller is not None:
-            text = "%s\n(a smaller session that mismatches too:)\n%s" % (text, self.smaller._describe())
+            text = "%s\n(a smaller session that mismatches too:)\n%s" % (
+                text,
+                self.smaller._describe(),
+            )
         return text
 
     def _describe(self):
-        return "\n".join([
-            "--- session %d: %s" % (self.session.number, self.reason),
-            self.session.reproduction(),
-            "reference (CPython smtpd):",
-            _indent(self.reference.describe()),
-            "candidate:",
-            _indent(self.candidate.describe()),
-        ])
+        return "\n".join(
+            [
+                "--- session %d: %s" % (self.session.number, self.reason),
+                self.session.reproduction(),
+                "reference (CPython smtpd):",
+                _indent(self.reference.describe()),
+                "candidate:",
+                _indent(self.candidate.describe()),
+            ]
+        )
 
 
 def _indent(text):
@@ -1921,8 +2222,8 @@ class Report:
         """The report as text: counts, then up to ``limit`` mismatches and up to
         ``excluded`` of the excluded sessions whose outcomes differed."""
         lines = [
-            "differential test: candidate %s vs reference %s, seed %s" % (
-                self.candidate_label, self.reference_label, self.seed),
+            "differential test: candidate %s vs reference %s, seed %s"
+            % (self.candidate_label, self.reference_label, self.seed),
             "  sessions run:     %d in %.1f s" % (self.sessions, self.seconds),
             "  compared equal:   %d" % self.equal,
         ]
@@ -1931,8 +2232,10 @@ class Report:
         for name, count in sorted(self.shadowed.items()):
             lines.append("  not checked, after an earlier divergence: %s: %d" % (name, count))
         for name, count in sorted(self.excluded.items()):
-            lines.append("  excluded by %s: %d (of which %d byte-identical anyway)" % (
-                name, count, self.excluded_but_equal[name]))
+            lines.append(
+                "  excluded by %s: %d (of which %d byte-identical anyway)"
+                % (name, count, self.excluded_but_equal[name])
+            )
         for name, count in sorted(self.unstable.items()):
             lines.append("  excluded as timing-dependent in CPython (%s): %d" % (name, count))
         for name, count in sorted(self.reference_dropped.items()):
@@ -1958,12 +2261,17 @@ def judge(session, reference, candidate, report, self_check):
         report.reference_unavailable += 1
     equal = reference.comparable() == candidate.comparable()
     if reference.end == "timeout":
-        report.mismatches.append(Mismatch(session, reference, candidate,
-                                          "the reference did not finish (harness problem)"))
+        report.mismatches.append(
+            Mismatch(
+                session, reference, candidate, "the reference did not finish (harness problem)"
+            )
+        )
         return
     _, steps = transcript(session.data, reference.reply_lines())
     matching = [d for d in DIVERGENCES if d.applies(session, reference, steps)]
-    unstable = [d for d in matching if d.unstable is not None and d.unstable(session, reference, steps)]
+    unstable = [
+        d for d in matching if d.unstable is not None and d.unstable(session, reference, steps)
+    ]
     if not self_check:
         pending = [d for d in matching if d.status == "pending"]
         matching = [d for d in matching if d.status == "fixed"]
@@ -1974,9 +2282,15 @@ def judge(session, reference, candidate, report, self_check):
             if equal:
                 report.excluded_but_equal[pending[0].name] += 1
             elif len(report.excluded_different) < 1000:
-                report.excluded_different.append(Mismatch(
-                    session, reference, candidate,
-                    "excluded by %s, and %s" % (pending[0].name, _difference(reference, candidate))))
+                report.excluded_different.append(
+                    Mismatch(
+                        session,
+                        reference,
+                        candidate,
+                        "excluded by %s, and %s"
+                        % (pending[0].name, _difference(reference, candidate)),
+                    )
+                )
             return
         if matching:
             # From a divergence's point on CPython is no oracle: check only the
@@ -1993,7 +2307,9 @@ def judge(session, reference, candidate, report, self_check):
                 else:
                     complaints.append("%s: %s" % (divergence.name, complaint))
             if complaints:
-                report.mismatches.append(Mismatch(session, reference, candidate, "; ".join(complaints)))
+                report.mismatches.append(
+                    Mismatch(session, reference, candidate, "; ".join(complaints))
+                )
             return
     if unstable:
         report.unstable[unstable[0].name] += 1
@@ -2001,7 +2317,9 @@ def judge(session, reference, candidate, report, self_check):
     if equal:
         report.equal += 1
     else:
-        report.mismatches.append(Mismatch(session, reference, candidate, _difference(reference, candidate)))
+        report.mismatches.append(
+            Mismatch(session, reference, candidate, _difference(reference, candidate))
+        )
 
 
 def _difference(reference, candidate):
@@ -2024,8 +2342,11 @@ def compare(session, ref_server, cand_server, report, self_check):
         # Judge both sides on the same single write (see reference_outcome).
         if cand_outcome.end in ("timeout", "unavailable"):
             report.sessions += 1
-            report.mismatches.append(Mismatch(
-                session, ref_outcome.first_try, cand_outcome, "the candidate did not finish"))
+            report.mismatches.append(
+                Mismatch(
+                    session, ref_outcome.first_try, cand_outcome, "the candidate did not finish"
+                )
+            )
             return
         first = cand_outcome
         session = session.as_one_write()
@@ -2052,8 +2373,14 @@ def _rebuild(session, pieces, plan):
     chunks = collections.OrderedDict()
     for index, line in pieces:
         chunks[index] = chunks.get(index, b"") + line
-    return Session(session.number, session.options, list(chunks.values()), plan,
-                   session.read_late, session.lockstep)
+    return Session(
+        session.number,
+        session.options,
+        list(chunks.values()),
+        plan,
+        session.read_late,
+        session.lockstep,
+    )
 
 
 def shrink(mismatch, ref_server, cand_server, self_check):
@@ -2066,7 +2393,7 @@ def shrink(mismatch, ref_server, cand_server, self_check):
     position = len(pieces) - 1
     best = None
     while position >= 0 and tries < SHRINK_TRIES and len(pieces) > 1:
-        trial = pieces[:position] + pieces[position + 1:]
+        trial = pieces[:position] + pieces[position + 1 :]
         candidate = _rebuild(session, trial, session.plan + ", shrunk")
         scratch = Report(None, "", "")
         compare(candidate, ref_server, cand_server, scratch, self_check)
@@ -2084,8 +2411,16 @@ def _sessions_from_environment(seed, count):
     return generate_sessions(seed, count)
 
 
-def run_differential(seed, count, reference, candidate, self_check, progress=None,
-                     sessions=None, candidate_path=REPO):
+def run_differential(
+    seed,
+    count,
+    reference,
+    candidate,
+    self_check,
+    progress=None,
+    sessions=None,
+    candidate_path=REPO,
+):
     """Play ``count`` sessions from ``seed`` (or the given ``sessions``) against
     both sides. ``reference`` and ``candidate`` are (python, impl) pairs;
     ``candidate_path`` is where the candidate imports smtpd_compat from.
@@ -2104,9 +2439,16 @@ def run_differential(seed, count, reference, candidate, self_check, progress=Non
         for options, group in by_options.items():
             if group:
                 servers[options] = (
-                    ServerProcess("reference[%s]" % (options,), reference[0], reference[1], options),
-                    ServerProcess("candidate[%s]" % (options,), candidate[0], candidate[1], options,
-                                  candidate_path),
+                    ServerProcess(
+                        "reference[%s]" % (options,), reference[0], reference[1], options
+                    ),
+                    ServerProcess(
+                        "candidate[%s]" % (options,),
+                        candidate[0],
+                        candidate[1],
+                        options,
+                        candidate_path,
+                    ),
                 )
                 for server in servers[options]:
                     server.launch()
@@ -2138,7 +2480,8 @@ def sides():
     if python is None:
         raise LookupError(
             "no CPython <= 3.11 interpreter found for the reference smtpd "
-            "(set SMTPD_COMPAT_REFERENCE_PYTHON, or install one with pyenv)")
+            "(set SMTPD_COMPAT_REFERENCE_PYTHON, or install one with pyenv)"
+        )
     reference = (python, "cpython")
     candidate = (python, "cpython") if candidate_is_cpython() else (sys.executable, "compat")
     return reference, candidate
@@ -2150,6 +2493,10 @@ if __name__ == "__main__":
     seed = sys.argv[2] if len(sys.argv) > 2 else DEFAULT_SEED
     reference_side, candidate_side = sides()
     result = run_differential(seed, count, reference_side, candidate_side, candidate_is_cpython())
-    print(result.summary(limit=int(os.environ.get("SMTPD_COMPAT_DIFF_SHOW", "10")),
-                         excluded=int(os.environ.get("SMTPD_COMPAT_DIFF_SHOW_EXCLUDED", "0"))))
+    print(
+        result.summary(
+            limit=int(os.environ.get("SMTPD_COMPAT_DIFF_SHOW", "10")),
+            excluded=int(os.environ.get("SMTPD_COMPAT_DIFF_SHOW_EXCLUDED", "0")),
+        )
+    )
     sys.exit(1 if result.mismatches else 0)

@@ -123,8 +123,13 @@ def main(argv=None):
         def __init__(self, server, conn, addr, *rest, **kwargs):
             self.differential_port = peer_port(addr)
             super().__init__(server, conn, addr, *rest, **kwargs)
-            emit({"event": "connect", "port": self.differential_port,
-                  "fqdn": getattr(self, "fqdn", None)})
+            emit(
+                {
+                    "event": "connect",
+                    "port": self.differential_port,
+                    "fqdn": getattr(self, "fqdn", None),
+                }
+            )
 
         def recv(self, buffer_size):
             data = super().recv(buffer_size)
@@ -139,17 +144,30 @@ def main(argv=None):
 
         def handle_error(self):
             failure = sys.exc_info()[1]
-            emit({"event": "error", "port": getattr(self, "differential_port", None),
-                  "exception": type(failure).__name__})
+            emit(
+                {
+                    "event": "error",
+                    "port": getattr(self, "differential_port", None),
+                    "exception": type(failure).__name__,
+                }
+            )
             super().handle_error()
 
     class RecordingServer(smtpd.SMTPServer):
         channel_class = RecordingChannel
 
         def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
-            emit({"event": "message", "port": peer_port(peer), "peer": encode(peer),
-                  "mailfrom": encode(mailfrom), "rcpttos": encode(rcpttos),
-                  "data": encode(data), "kwargs": encode(kwargs)})
+            emit(
+                {
+                    "event": "message",
+                    "port": peer_port(peer),
+                    "peer": encode(peer),
+                    "mailfrom": encode(mailfrom),
+                    "rcpttos": encode(rcpttos),
+                    "data": encode(data),
+                    "kwargs": encode(kwargs),
+                }
+            )
             return None
 
     options = {"decode_data": args.decode_data, "enable_SMTPUTF8": args.smtputf8}

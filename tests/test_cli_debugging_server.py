@@ -76,7 +76,9 @@ def assert_clean_interrupt(server, expected_stdout):
 
 def test_plain_message_is_printed_with_x_peer_and_dots_unstuffed(debugging_server, implementation):
     server = debugging_server()
-    refused = send(server.port, "alice@example.org", ["bob@example.net", "carol@example.net"], MESSAGE)
+    refused = send(
+        server.port, "alice@example.org", ["bob@example.net", "carol@example.net"], MESSAGE
+    )
     assert refused == {}
     expected = BEGIN + MAIL_OPTIONS_WITHOUT_DASH_S[implementation] + PRINTED_BODY + END
     assert server.read_stdout_until(END) == expected
@@ -118,7 +120,9 @@ def test_size_over_the_limit_set_with_dash_s_is_refused_with_552(debugging_serve
 def test_8bitmime_body_is_printed_with_its_mail_option(debugging_server, implementation):
     server = debugging_server()
     body = MESSAGE.replace("Last line.", "Caf\u00e9.").encode("utf-8")
-    send(server.port, "alice@example.org", ["bob@example.net"], body, mail_options=["BODY=8BITMIME"])
+    send(
+        server.port, "alice@example.org", ["bob@example.net"], body, mail_options=["BODY=8BITMIME"]
+    )
     printed = PRINTED_BODY.replace("b'Last line.'", "b'Caf\\xc3\\xa9.'")
     # Divergence "-s defaults to 33554432" (see MAIL_OPTIONS_WITHOUT_DASH_S).
     printed_options = {

@@ -39,8 +39,15 @@ def test_help_prints_the_usage_to_stderr_and_exits_0(smtpd_command, option):
     assert (status, stdout) == (0, "")
     assert stderr.startswith(HELP_HEAD)
     assert stderr.endswith(HELP_TAIL)
-    for flag in ("--nosetuid", "--version", "--class classname", "--size limit",
-                 "--smtputf8", "--debug", "--help"):
+    for flag in (
+        "--nosetuid",
+        "--version",
+        "--class classname",
+        "--size limit",
+        "--smtputf8",
+        "--debug",
+        "--help",
+    ):
         assert "\n    %s\n" % flag in stderr
 
 

@@ -73,7 +73,11 @@ def start_server(run_in_thread):
     thread of its own; returns the server."""
 
     def start(server_class=Recorder, remoteaddr=None, **options):
-        return run_in_thread(lambda socket_map: server_class(("127.0.0.1", 0), remoteaddr, map=socket_map, **options))
+        return run_in_thread(
+            lambda socket_map: server_class(
+                ("127.0.0.1", 0), remoteaddr, map=socket_map, **options
+            )
+        )
 
     return start
 
@@ -86,7 +90,7 @@ def _reply_end(received):
         end = received.find(b"\r\n", start)
         if end < 0:
             return 0
-        if received[start + 3:start + 4] != b"-":
+        if received[start + 3 : start + 4] != b"-":
             return end + 2
         start = end + 2
 
@@ -213,10 +217,14 @@ def test_after_552_too_much_data_the_next_message_is_delivered_on_its_own(start_
     client.say(*ENVELOPE, b"DATA")
     client.send(b"x" * 80 + b"\r\n.\r\n")
     client.reply()
-    replies = client.say(b"MAIL FROM:<n@x.y>", b"RCPT TO:<m@x.y>", b"DATA", b"second\r\n.", b"QUIT")
+    replies = client.say(
+        b"MAIL FROM:<n@x.y>", b"RCPT TO:<m@x.y>", b"DATA", b"second\r\n.", b"QUIT"
+    )
     assert replies == OK + OK + GO_AHEAD + OK + BYE
     peer = client.sock.getsockname()
-    assert server.calls == [(peer, "n@x.y", ["m@x.y"], b"second", {"mail_options": [], "rcpt_options": []})]
+    assert server.calls == [
+        (peer, "n@x.y", ["m@x.y"], b"second", {"mail_options": [], "rcpt_options": []})
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -238,7 +246,9 @@ def test_a_new_connection_leaves_the_mail_line_limit_of_an_ehlod_one_alone(start
     assert first.say(mail_line(530)) == OK
 
 
-def test_another_connections_ehlo_leaves_this_connections_mail_line_limit_alone(start_server, connect):
+def test_another_connections_ehlo_leaves_this_connections_mail_line_limit_alone(
+    start_server, connect
+):
     server = start_server()
     first, second = connect(server), connect(server)
     first.say(b"EHLO a.example")
@@ -264,7 +274,9 @@ def test_command_size_limits_class_attribute_stays_the_untouched_default(hand_dr
     [({}, b"", {"mail_options": [], "rcpt_options": []}), ({"decode_data": True}, "", {})],
     ids=["bytes", "decode_data"],
 )
-def test_empty_message_right_after_data_is_delivered_and_answered(start_server, connect, options, data, kwargs):
+def test_empty_message_right_after_data_is_delivered_and_answered(
+    start_server, connect, options, data, kwargs
+):
     server = start_server(**options)
     client = connect(server)
     client.say(*ENVELOPE)
@@ -318,7 +330,9 @@ def test_overlong_command_that_is_not_utf8_gets_line_too_long(start_server, conn
         b"<@>:a@example.org>",
     ],
 )
-def test_mail_from_address_the_parser_cannot_read_gets_501_and_the_session_goes_on(start_server, connect, argument):
+def test_mail_from_address_the_parser_cannot_read_gets_501_and_the_session_goes_on(
+    start_server, connect, argument
+):
     client = connect(start_server())
     client.say(b"EHLO client.example")
     assert client.say(b"MAIL FROM:" + argument, b"MAIL FROM:<a@example.org>") == MAIL_SYNTAX + OK
@@ -363,7 +377,10 @@ def test_non_ascii_vrfy_argument_echoed_in_a_reply_is_escaped(start_server, conn
 def test_non_ascii_echo_after_mail_with_smtputf8_is_sent_as_utf8(start_server, connect):
     client = connect(start_server(enable_SMTPUTF8=True))
     client.say(b"EHLO client.example", b"MAIL FROM:<a@example.org> SMTPUTF8")
-    assert client.say("F\u00fc".encode()) == '500 Error: command "F\u00dc" not recognized\r\n'.encode()
+    assert (
+        client.say("F\u00fc".encode())
+        == '500 Error: command "F\u00dc" not recognized\r\n'.encode()
+    )
 
 
 # --------------------------------------------------------------------------
@@ -372,7 +389,12 @@ def test_non_ascii_echo_after_mail_with_smtputf8_is_sent_as_utf8(start_server, c
 
 def test_decode_data_utf8_character_split_across_reads_is_decoded(hand_driven):
     wire = hand_driven(decode_data=True)
-    for line in (b"HELO client.example", b"MAIL FROM:<a@example.org>", b"RCPT TO:<b@example.net>", b"DATA"):
+    for line in (
+        b"HELO client.example",
+        b"MAIL FROM:<a@example.org>",
+        b"RCPT TO:<b@example.net>",
+        b"DATA",
+    ):
         wire.feed(line + b"\r\n")
     wire.feed(b"caf\xc3")
     wire.feed(b"\xa9\r\n.\r\n")
@@ -390,10 +412,14 @@ def test_decode_data_command_with_a_character_split_across_reads_is_decoded(hand
     assert wire.channel.seen_greeting == "caf\u00e9"
 
 
-def test_decode_data_message_that_is_not_utf8_gets_554_and_ends_the_transaction(start_server, connect):
+def test_decode_data_message_that_is_not_utf8_gets_554_and_ends_the_transaction(
+    start_server, connect
+):
     server = start_server(decode_data=True)
     client = connect(server)
-    client.say(b"HELO client.example", b"MAIL FROM:<a@example.org>", b"RCPT TO:<b@example.net>", b"DATA")
+    client.say(
+        b"HELO client.example", b"MAIL FROM:<a@example.org>", b"RCPT TO:<b@example.net>", b"DATA"
+    )
     replies = client.say(b"caf\xe9\r\n.", b"RCPT TO:<b@example.net>")
     assert replies == b"554 Error: message data is not valid UTF-8\r\n" + NEED_MAIL
     assert server.calls == []
@@ -408,7 +434,9 @@ def test_process_message_raising_gets_451_and_the_next_message_is_taken(start_se
     client = connect(server)
     client.say(*ENVELOPE, b"DATA")
     assert client.say(b"first\r\n.") == LOCAL_ERROR
-    replies = client.say(b"MAIL FROM:<a@example.org>", b"RCPT TO:<b@example.net>", b"DATA", b"second\r\n.")
+    replies = client.say(
+        b"MAIL FROM:<a@example.org>", b"RCPT TO:<b@example.net>", b"DATA", b"second\r\n."
+    )
     assert replies == OK + OK + GO_AHEAD + OK
     assert [call[3] for call in server.calls] == [b"first", b"second"]
 
@@ -419,7 +447,9 @@ def test_process_message_raising_is_logged_with_its_traceback(start_server, conn
     client.say(*ENVELOPE, b"DATA", b"first\r\n.", b"QUIT")
     [(kind, message)] = server.logged
     assert kind == "error"
-    assert message.startswith("process_message raised RuntimeError: disk full; replied 451; traceback: [")
+    assert message.startswith(
+        "process_message raised RuntimeError: disk full; replied 451; traceback: ["
+    )
     assert "|process_message|" in message
 
 
@@ -433,7 +463,9 @@ def test_unimplemented_process_message_gets_451_then_leaves_handle_read(hand_dri
     # SMTPServer's own process_message; CPython's test_process_message_unimplemented
     # wants its NotImplementedError out of handle_read(), so it still comes out.
     wire = hand_driven(server_class=smtpd.SMTPServer)
-    wire.feed(b"HELO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+    wire.feed(
+        b"HELO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n"
+    )
     with pytest.raises(NotImplementedError):
         wire.feed(b"body\r\n.\r\n")
     replies = b"".join(wire.client.reply() for _ in range(5))
@@ -490,8 +522,14 @@ def test_pure_proxy_relays_bytes_under_the_default_decode_data(start_server, con
     assert send_through(proxy, b"a@example.org", [b"b@example.net"], MESSAGE, connect) == OK
     [(peer, mailfrom, rcpttos, data, kwargs)] = sink.calls
     assert peer[0] == "127.0.0.1"
-    assert (mailfrom, rcpttos, kwargs) == ("a@example.org", ["b@example.net"], {"mail_options": ["SIZE=79"], "rcpt_options": []})
-    assert data == b"From: a@example.org\nSubject: relayed\nX-Peer: 127.0.0.1\n\nline one\n.dot line"
+    assert (mailfrom, rcpttos, kwargs) == (
+        "a@example.org",
+        ["b@example.net"],
+        {"mail_options": ["SIZE=79"], "rcpt_options": []},
+    )
+    assert (
+        data == b"From: a@example.org\nSubject: relayed\nX-Peer: 127.0.0.1\n\nline one\n.dot line"
+    )
 
 
 def test_pure_proxy_hands_smtplib_crlf_line_ends(start_server, connect):
@@ -499,7 +537,10 @@ def test_pure_proxy_hands_smtplib_crlf_line_ends(start_server, connect):
     sink = start_server()
     proxy = start_proxy(start_server, port_of(sink))
     send_through(proxy, b"a@example.org", [b"b@example.net"], MESSAGE, connect)
-    assert proxy.relayed == b"From: a@example.org\r\nSubject: relayed\r\nX-Peer: 127.0.0.1\r\n\r\nline one\r\n.dot line"
+    assert proxy.relayed == (
+        b"From: a@example.org\r\nSubject: relayed\r\nX-Peer: 127.0.0.1\r\n"
+        b"\r\nline one\r\n.dot line"
+    )
 
 
 def test_pure_proxy_relays_non_ascii_text_under_decode_data(start_server, connect):
@@ -523,7 +564,10 @@ def test_pure_proxy_passes_on_the_relays_refusal_of_every_recipient(start_server
     sink = start_server(RefusingSink)
     proxy = start_proxy(start_server, port_of(sink))
     rcpttos = [b"x@nowhere.example", b"y@nowhere.example"]
-    assert send_through(proxy, b"a@example.org", rcpttos, MESSAGE, connect) == b"550 No such user here\r\n"
+    assert (
+        send_through(proxy, b"a@example.org", rcpttos, MESSAGE, connect)
+        == b"550 No such user here\r\n"
+    )
     assert sink.calls == []
 
 
@@ -584,8 +628,13 @@ def test_refused_rcpt_leaves_the_rcpt_options_of_the_accepted_one(start_server, 
 def test_channel_refusing_decode_data_with_smtputf8_stays_out_of_the_map():
     socket_map = {}
     with socket.socket() as conn:
-        with pytest.raises(ValueError, match="^decode_data and enable_SMTPUTF8 cannot be set to True at the same time$"):
-            smtpd.SMTPChannel(None, conn, None, map=socket_map, enable_SMTPUTF8=True, decode_data=True)
+        with pytest.raises(
+            ValueError,
+            match=r"^decode_data and enable_SMTPUTF8 cannot be set to True at the same time$",
+        ):
+            smtpd.SMTPChannel(
+                None, conn, None, map=socket_map, enable_SMTPUTF8=True, decode_data=True
+            )
     assert socket_map == {}
 
 
@@ -611,5 +660,5 @@ def test_ipv6_local_address_with_flowinfo_and_scope_id_is_accepted():
     assert server.calls == [
         ("create_socket", socket.AF_INET6, socket.SOCK_STREAM),
         ("bind", ("::1", 8025, 0, 0)),
-        ("listen", 5),
+        ("listen", smtpd._LISTEN_BACKLOG),
     ]

@@ -18,8 +18,12 @@ OUR_COMMAND = [sys.executable, "-m", "smtpd_compat"]
 
 def run(*arguments):
     """Run our command line to its end; returns (status, stdout, stderr)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
-    done = subprocess.run(OUR_COMMAND + list(arguments), capture_output=True, text=True, timeout=30, env=env)
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
+    )
+    done = subprocess.run(
+        OUR_COMMAND + list(arguments), capture_output=True, text=True, timeout=30, env=env
+    )
     return done.returncode, done.stdout, done.stderr
 
 
@@ -91,7 +95,10 @@ def test_smtputf8_with_the_default_pure_proxy_exits_1_with_a_message():
 
 
 def test_unknown_class_exits_1_with_a_message():
-    expected = "Cannot find class \"NoSuchServer\": module 'smtpd_compat' has no attribute 'NoSuchServer'\n"
+    expected = (
+        "Cannot find class \"NoSuchServer\": "
+        "module 'smtpd_compat' has no attribute 'NoSuchServer'\n"
+    )
     assert run("-n", "-c", "NoSuchServer", "127.0.0.1:0") == (1, "", expected)
 
 

@@ -62,12 +62,16 @@ def test_candidate_replies_like_cpython_smtpd(capsys):
 # Differences planted in a copy of smtpd_compat: (file, text appended to it, what).
 PLANTED = [
     ("__init__.py", "\nNEWLINE = '\\r\\n'\n", "decode_data messages joined with CRLF"),
-    ("__init__.py",
-     "\n_planted_push = SMTPChannel.push\n"
-     "def _push(self, msg):\n"
-     "    _planted_push(self, msg.replace('need RCPT', 'need a RCPT'))\n"
-     "SMTPChannel.push = _push\n",
-     "one reply's wording"),
+    (
+        "__init__.py",
+        (
+            "\n_planted_push = SMTPChannel.push\n"
+            "def _push(self, msg):\n"
+            "    _planted_push(self, msg.replace('need RCPT', 'need a RCPT'))\n"
+            "SMTPChannel.push = _push\n"
+        ),
+        "one reply's wording",
+    ),
 ]
 
 
@@ -82,14 +86,24 @@ def test_the_harness_sees_a_planted_difference(planted, tmp_path):
     if diff.candidate_is_cpython():
         pytest.skip("the candidate is CPython's smtpd in this run")
     copy = tmp_path / "smtpd_compat"
-    shutil.copytree(os.path.join(diff.REPO, "smtpd_compat"), str(copy),
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        os.path.join(diff.REPO, "smtpd_compat"),
+        str(copy),
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     filename, addition, _ = planted
     with open(str(copy / filename), "a", encoding="utf-8") as source:
         source.write(addition)
     sessions = [s for s in diff.generate_sessions(SEED, 200) if s.options.decode_data][:30]
-    report = diff.run_differential(SEED, 0, reference, (sys.executable, "compat"), False,
-                                   sessions=sessions, candidate_path=str(tmp_path))
+    report = diff.run_differential(
+        SEED,
+        0,
+        reference,
+        (sys.executable, "compat"),
+        False,
+        sessions=sessions,
+        candidate_path=str(tmp_path),
+    )
     assert report.mismatches, report.summary()
 
 
@@ -121,9 +135,15 @@ def test_connections_sharing_one_server(scenario, options, capsys):
         assert comparable(cand) == comparable(ref)
     elif divergence.status == "pending":
         with capsys.disabled():
-            print("\nexcluded by %s: %s (%s); candidate %s" % (
-                divergence.name, scenario.name, options,
-                "byte-identical anyway" if comparable(cand) == comparable(ref) else "differs"))
+            print(
+                "\nexcluded by %s: %s (%s); candidate %s"
+                % (
+                    divergence.name,
+                    scenario.name,
+                    options,
+                    "byte-identical anyway" if comparable(cand) == comparable(ref) else "differs",
+                )
+            )
     else:
         assert diff.last_reply(cand["A"]) == scenario.fixed_reply, cand["A"].describe()
         assert cand["A"].reply_lines()[:-1] == ref["A"].reply_lines()[:-1]
@@ -152,13 +172,35 @@ def test_the_default_sessions_cover_the_grammar():
 
     for options in diff.OPTION_SETS:
         assert sum(s.options == options for s in sessions) >= 30, options
-    for phrase in ("byte by byte", "one by one", "all in one write", "split inside CRLFs",
-                   "a write per line", "random splits", "a write per transaction",
-                   "commands after QUIT", "cut mid-DATA", "cut mid-line", "shuffled"):
+    for phrase in (
+        "byte by byte",
+        "one by one",
+        "all in one write",
+        "split inside CRLFs",
+        "a write per line",
+        "random splits",
+        "a write per transaction",
+        "commands after QUIT",
+        "cut mid-DATA",
+        "cut mid-line",
+        "shuffled",
+    ):
         assert phrase in plans, phrase
     lines = [line for d in data for line in d.split(b"\r\n")]
-    for verb in (b"HELO", b"EHLO", b"MAIL", b"RCPT", b"DATA", b"RSET", b"NOOP", b"QUIT",
-                 b"HELP", b"VRFY", b"EXPN", b"FOO"):
+    for verb in (
+        b"HELO",
+        b"EHLO",
+        b"MAIL",
+        b"RCPT",
+        b"DATA",
+        b"RSET",
+        b"NOOP",
+        b"QUIT",
+        b"HELP",
+        b"VRFY",
+        b"EXPN",
+        b"FOO",
+    ):
         assert any(line.upper().startswith(verb) for line in lines), verb
     assert any(line[:4] in (b"mail", b"ehlo", b"rcpt") for line in lines)  # lower case
     for length in (512, 513, 538, 539, 548, 549):
@@ -168,7 +210,7 @@ def test_the_default_sessions_cover_the_grammar():
     assert some(lambda d: b'"quoted local"' in d)
     assert some(lambda d: re.search(rb"(?i)FROM: ?[a-z0-9.+_]+@", d))  # bare address
     for parameter in (b"SIZE=", b"BODY=", b"SMTPUTF8", b"XFOO"):
-        assert some(lambda d: parameter in d), parameter
+        assert some(lambda d, parameter=parameter: parameter in d), parameter
     assert some(lambda d: b"\r\n..\r\n" in d or b"\r\n.leading" in d)  # dot-stuffing
     assert some(lambda d: re.search(rb"[^\r]\n", d))  # bare LF
     assert some(lambda d: re.search(rb"\r[^\n]", d))  # bare CR
@@ -178,10 +220,19 @@ def test_the_default_sessions_cover_the_grammar():
 
 
 def test_transcript_follows_cpython_framing():
-    data = (b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\nbody\r\n.\r\n"
-            b"QUIT\r\nNOOP\r\n")
-    replies = [b"220 h Python SMTP proxy version 0.3", b"250-h", b"250 HELP", b"250 OK",
-               b"250 OK", b"354 End data with <CR><LF>.<CR><LF>", b"250 OK", b"221 Bye"]
+    data = (
+        b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\nbody\r\n.\r\nQUIT\r\nNOOP\r\n"
+    )
+    replies = [
+        b"220 h Python SMTP proxy version 0.3",
+        b"250-h",
+        b"250 HELP",
+        b"250 OK",
+        b"250 OK",
+        b"354 End data with <CR><LF>.<CR><LF>",
+        b"250 OK",
+        b"221 Bye",
+    ]
     greeting, steps = diff.transcript(data, replies)
     assert greeting == [replies[0]]
     assert [(s.kind, s.text, s.code) for s in steps] == [
@@ -193,7 +244,7 @@ def test_transcript_follows_cpython_framing():
         ("command", b"QUIT", 221),
         ("after-quit", b"NOOP\r\n", None),
     ]
-    assert all(data[s.start:s.stop].startswith(s.text) for s in steps)
+    assert all(data[s.start : s.stop].startswith(s.text) for s in steps)
 
 
 def test_divergence_predicates_on_hand_made_outcomes():
@@ -202,15 +253,18 @@ def test_divergence_predicates_on_hand_made_outcomes():
     def steps_for(session, replies):
         return diff.transcript(session.data, replies)[1]
 
-    empty = diff.Session(0, options, [b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\n"], "")
+    empty = diff.Session(
+        0, options, [b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\n"], ""
+    )
     replies = [b"220 h", b"250 h", b"250 OK", b"250 OK", b"354 End data with <CR><LF>.<CR><LF>"]
     outcome = diff.Outcome(b"\r\n".join(replies) + b"\r\n")
     assert diff._empty_data(empty, outcome, steps_for(empty, replies))
 
     crash = diff.Session(1, options, [b"HELO x\r\nMAIL FROM:<\r\nNOOP\r\n"], "")
     replies = [b"220 h", b"250 h"]
-    outcome = diff.Outcome(b"\r\n".join(replies) + b"\r\n",
-                           [{"event": "error", "exception": "IndexError", "port": 1}])
+    outcome = diff.Outcome(
+        b"\r\n".join(replies) + b"\r\n", [{"event": "error", "exception": "IndexError", "port": 1}]
+    )
     steps = steps_for(crash, replies)
     assert diff._bad_address(crash, outcome, steps)
     assert not diff._undecodable_command(crash, outcome, steps)
@@ -228,14 +282,22 @@ def test_divergence_predicates_on_hand_made_outcomes():
 
 def test_fixed_divergence_checks_refuse_cpythons_own_behaviour():
     options = diff.Options("default", False, False)
-    session = diff.Session(3, options, [b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\n"
-                                        b"QUIT\r\nNOOP\r\n"], "")
-    cpython = diff.Outcome(b"220 h\r\n250 h\r\n250 OK\r\n250 OK\r\n354 End data with <CR><LF>.<CR><LF>\r\n")
+    data = b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\nQUIT\r\nNOOP\r\n"
+    session = diff.Session(3, options, [data], "")
+    go_ahead = b"354 End data with <CR><LF>.<CR><LF>\r\n"
+    cpython = diff.Outcome(b"220 h\r\n250 h\r\n250 OK\r\n250 OK\r\n" + go_ahead)
     steps = diff.transcript(session.data, cpython.reply_lines())[1]
     check = diff.divergence_named("cpython-never-answers-empty-data").check
     assert "then 250 OK" in check(session, cpython, cpython, steps)
-    empty_message = {"event": "message", "port": 1, "peer": None, "mailfrom": {"str": "a@b"},
-                     "rcpttos": {"list": [{"str": "c@d"}]}, "data": {"bytes": ""}, "kwargs": {}}
+    empty_message = {
+        "event": "message",
+        "port": 1,
+        "peer": None,
+        "mailfrom": {"str": "a@b"},
+        "rcpttos": {"list": [{"str": "c@d"}]},
+        "data": {"bytes": ""},
+        "kwargs": {},
+    }
     fixed = diff.Outcome(cpython.replies + b"250 OK\r\n221 Bye\r\n", [empty_message])
     assert check(session, cpython, fixed, steps) is None
 
@@ -249,22 +311,40 @@ def test_fixed_divergence_checks_refuse_cpythons_own_behaviour():
 
 
 def test_comparison_sees_every_kind_of_difference():
-    base = diff.Outcome(b"220 a.example Python SMTP proxy version 0.3\r\n250 OK\r\n", [
-        {"event": "connect", "port": 5, "fqdn": "a.example"},
-        {"event": "message", "port": 5, "peer": {"tuple": [{"str": "127.0.0.1"}, {"int": 5}]},
-         "data": {"bytes": "x"}},
-    ])
-    other_host = diff.Outcome(b"220 b.example Python SMTP proxy version 0.3\r\n250 OK\r\n", [
-        {"event": "connect", "port": 9, "fqdn": "b.example"},
-        {"event": "message", "port": 9, "peer": {"tuple": [{"str": "127.0.0.1"}, {"int": 9}]},
-         "data": {"bytes": "x"}},
-    ])
+    base = diff.Outcome(
+        b"220 a.example Python SMTP proxy version 0.3\r\n250 OK\r\n",
+        [
+            {"event": "connect", "port": 5, "fqdn": "a.example"},
+            {
+                "event": "message",
+                "port": 5,
+                "peer": {"tuple": [{"str": "127.0.0.1"}, {"int": 5}]},
+                "data": {"bytes": "x"},
+            },
+        ],
+    )
+    other_host = diff.Outcome(
+        b"220 b.example Python SMTP proxy version 0.3\r\n250 OK\r\n",
+        [
+            {"event": "connect", "port": 9, "fqdn": "b.example"},
+            {
+                "event": "message",
+                "port": 9,
+                "peer": {"tuple": [{"str": "127.0.0.1"}, {"int": 9}]},
+                "data": {"bytes": "x"},
+            },
+        ],
+    )
     assert base.comparable() == other_host.comparable()  # fqdn and peer normalised
-    as_str = diff.Outcome(base.replies, [base.records[0], dict(base.records[1], data={"str": "x"})])
+    as_str = diff.Outcome(
+        base.replies, [base.records[0], dict(base.records[1], data={"str": "x"})]
+    )
     assert base.comparable() != as_str.comparable()
     more = diff.Outcome(base.replies + b"250 OK\r\n", base.records)
     assert base.comparable() != more.comparable()
-    dropped = diff.Outcome(base.replies, base.records + [{"event": "error", "exception": "E", "port": 5}])
+    dropped = diff.Outcome(
+        base.replies, base.records + [{"event": "error", "exception": "E", "port": 5}]
+    )
     assert base.comparable() != dropped.comparable()
 
 

@@ -56,14 +56,18 @@ def test_dotted_class_name_is_imported_and_used(
     (package / "__init__.py").write_text("")
     (package / "sink.py").write_text(SINK_MODULE)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    server = start_process(smtpd_command + ["-n", class_option, "mailsinks.sink.Sink", "127.0.0.1:0"])
+    server = start_process(
+        smtpd_command + ["-n", class_option, "mailsinks.sink.Sink", "127.0.0.1:0"]
+    )
     with smtplib.SMTP("127.0.0.1", server.port, timeout=20) as client:
         client.sendmail("a@example.org", ["b@example.net"], "Subject: x\r\n\r\nhello\r\n")
     # Divergence "-s defaults to 33554432" (README.rst): without -s ours offers
     # SIZE and smtplib sends SIZE=<message length>; CPython's offers none.
     mail_options = {"smtpd_compat": "['SIZE=21']", "cpython": "[]"}[implementation]
-    expected = "received a@example.org ['b@example.net'] b'Subject: x\\n\\nhello' " \
-               "{'mail_options': %s, 'rcpt_options': []}\n" % mail_options
+    expected = (
+        "received a@example.org ['b@example.net'] b'Subject: x\\n\\nhello' "
+        "{'mail_options': %s, 'rcpt_options': []}\n" % mail_options
+    )
     assert server.read_stdout_until("}\n") == expected
     status, _, stderr = server.interrupt()
     assert (status, stderr) == (0, "")

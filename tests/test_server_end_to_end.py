@@ -40,7 +40,12 @@ def test_200_messages_over_10_concurrent_connections_all_arrive(run_in_thread):
             with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
                 client_ports[number] = smtp.sock.getsockname()[1]
                 for index in range(MESSAGES_PER_CONNECTION):
-                    body = "Subject: %d.%d\r\n\r\nbody of %d.%d\r\n" % (number, index, number, index)
+                    body = "Subject: %d.%d\r\n\r\nbody of %d.%d\r\n" % (
+                        number,
+                        index,
+                        number,
+                        index,
+                    )
                     rcpt = ["to-%d@example.net" % number, "copy-%d@example.net" % index]
                     assert smtp.sendmail("from-%d@example.org" % number, rcpt, body) == {}
         except Exception as exc:  # collected; a failing thread must fail the test
@@ -61,8 +66,12 @@ def test_200_messages_over_10_concurrent_connections_all_arrive(run_in_thread):
             ["to-%d@example.net" % n, "copy-%d@example.net" % i],
             # CPython's channel hands the body over with \n line ends.
             b"Subject: %d.%d\n\nbody of %d.%d" % (n, i, n, i),
-            {"mail_options": ["SIZE=%d" % len("Subject: %d.%d\r\n\r\nbody of %d.%d\r\n" % (n, i, n, i))],
-             "rcpt_options": []},
+            {
+                "mail_options": [
+                    "SIZE=%d" % len("Subject: %d.%d\r\n\r\nbody of %d.%d\r\n" % (n, i, n, i))
+                ],
+                "rcpt_options": [],
+            },
         )
         for n in range(CONNECTIONS)
         for i in range(MESSAGES_PER_CONNECTION)
@@ -73,15 +82,21 @@ def test_200_messages_over_10_concurrent_connections_all_arrive(run_in_thread):
 def test_decode_data_server_receives_str_and_no_options(run_in_thread):
     server = run_in_thread(lambda m: recording_server(m, decode_data=True))
     with smtplib.SMTP("127.0.0.1", port_of(server), timeout=30) as smtp:
-        smtp.sendmail("a@example.org", ["b@example.net"], "Subject: caf\u00e9\r\n\r\nhi\r\n".encode())
+        smtp.sendmail(
+            "a@example.org", ["b@example.net"], "Subject: caf\u00e9\r\n\r\nhi\r\n".encode()
+        )
         peer = smtp.sock.getsockname()
-    assert server.calls == [(peer, "a@example.org", ["b@example.net"], "Subject: caf\u00e9\n\nhi", {})]
+    assert server.calls == [
+        (peer, "a@example.org", ["b@example.net"], "Subject: caf\u00e9\n\nhi", {})
+    ]
 
 
 def test_pure_proxy_relays_into_a_second_server(run_in_thread):
     sink = run_in_thread(recording_server)
     proxy = run_in_thread(
-        lambda m: smtpd.PureProxy(("127.0.0.1", 0), ("127.0.0.1", port_of(sink)), map=m, decode_data=True)
+        lambda m: smtpd.PureProxy(
+            ("127.0.0.1", 0), ("127.0.0.1", port_of(sink)), map=m, decode_data=True
+        )
     )
     message = "From: a@example.org\r\nSubject: relayed\r\n\r\nline one\r\nline two\r\n"
     with smtplib.SMTP("127.0.0.1", port_of(proxy), timeout=30) as smtp:
@@ -92,4 +107,6 @@ def test_pure_proxy_relays_into_a_second_server(run_in_thread):
     assert peer[0] == "127.0.0.1"
     assert (mailfrom, rcpttos) == ("a@example.org", ["b@example.net", "c@example.net"])
     # PureProxy adds the X-Peer header at the end of the headers.
-    assert data == b"From: a@example.org\nSubject: relayed\nX-Peer: 127.0.0.1\n\nline one\nline two"
+    assert (
+        data == b"From: a@example.org\nSubject: relayed\nX-Peer: 127.0.0.1\n\nline one\nline two"
+    )
