@@ -74,20 +74,30 @@ class Workers:
             self.make_server(self.address)
             self.address = self._bound_address()
             build = None
+        self._parent = os.getpid()
         ready_r, ready_w = os.pipe()
-        for _ in range(self.count):
-            sys.stdout.flush()  # or the child would print it a second time
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                os.close(ready_r)
-                self._run_worker(build, ready_w)  # never returns
-            self.pids.append(pid)
-            self._running.add(pid)
-        os.close(ready_w)
-        if build is None:
-            asyncore.close_all()  # the parent's copy; workers keep theirs
-        self._await_readiness(ready_r)
+        try:
+            for _ in range(self.count):
+                sys.stdout.flush()  # or the child would print it a second time
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    os.close(ready_r)
+                    self._run_worker(build, ready_w)  # never returns
+                self.pids.append(pid)
+                self._running.add(pid)
+            os.close(ready_w)
+            ready_w = None
+            if build is None:
+                asyncore.close_all()  # the parent's copy; workers keep theirs
+            self._await_readiness(ready_r)
+        except BaseException:
+            # Half started (a failed fork, Ctrl-C): take down what runs.
+            if ready_w is not None:
+                os.close(ready_w)
+            self.stop()
+            self.wait()
+            raise
         return self
 
     def _reserve_address(self):
@@ -164,9 +174,12 @@ class Workers:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             if build is not None:
                 build()
-            os.write(ready_w, b'.')
+            try:
+                os.write(ready_w, b'.')
+            except OSError:
+                pass  # the parent has stopped waiting (and will stop us)
             os.close(ready_w)
-            asyncore.loop(self.timeout, self.use_poll)
+            _loop_while_parent_lives(self._parent, self.timeout, self.use_poll)
             status = 0
         except KeyboardInterrupt:
             status = 0
@@ -186,6 +199,15 @@ def _exit_quietly(signum, frame):
     raise SystemExit(0)
 
 
+def _loop_while_parent_lives(parent, timeout, use_poll):
+    """asyncore.loop(), that also ends if the parent is killed: a worker
+    must not serve on, orphaned, when nobody will stop it.  (Checked after
+    each pass, so within ``timeout`` seconds.)"""
+    channels = asyncore.socket_map
+    while channels and os.getppid() == parent:
+        asyncore.loop(timeout, use_poll, count=1)
+
+
 def _exit_code(raw_status):
     if os.WIFSIGNALED(raw_status):
         return 128 + os.WTERMSIG(raw_status)
@@ -202,9 +224,9 @@ def serve(make_server, localaddr, count, timeout=30.0, use_poll=False):
         group.start()
         asyncore.loop(timeout, use_poll)
         return 0
-    group.start()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: group.stop(signum))
     try:
+        group.start()
         while True:
             try:
                 return group.wait()

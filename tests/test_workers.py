@@ -73,14 +73,15 @@ class Workers:
         return self.process.returncode, taken
 
     def kill(self):
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate(timeout=WAIT_SECONDS)
+        # The workers first: they hold the parent's stdout open too.
         for pid in self.workers:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate(timeout=WAIT_SECONDS)
 
 
 @pytest.fixture
@@ -176,3 +177,35 @@ def test_workers_api_reports_the_port_it_was_given_for_port_0(tmp_path):
     assert done.returncode == 0, done.stderr
     assert [line.split(" ", 1)[1] for line in lines[:-1]] == ["over the api"]
     assert lines[-1] == "status 0 workers 2"
+
+
+def test_workers_end_when_their_parent_is_killed(tmp_path):
+    script = tmp_path / "serve.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            sys.path[:0] = [%r, %r]
+            from smtpd_compat import workers
+            from worker_sink import PidSink
+
+            group = workers.Workers(lambda address: PidSink(address, None),
+                                    ("127.0.0.1", 0), 2, timeout=0.1).start()
+            print(*group.pids, flush=True)
+            group.wait()
+            """
+            % (REPO, TESTS)
+        )
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+    try:
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 2
+        parent.kill()
+        parent.wait(WAIT_SECONDS)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not all(_is_zombie(pid) for pid in pids):
+            assert time.monotonic() < deadline, "workers outlived their parent"
+            time.sleep(0.01)  # polling /proc, bounded by the deadline
+    finally:
+        parent.stdout.close()
