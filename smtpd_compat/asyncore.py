@@ -315,16 +315,19 @@ class _Poller:
             except (OSError, KeyError, ValueError):
                 pass  # already closed, and so already dropped by the OS
 
-    def _update(self, fd, channels):
+    def _update(self, fd, channels, fresh_look=False):
         channel = channels.get(fd)
         if channel is None:
             self.volatile.pop(fd, None)
             self._unwatch(fd)
             return
-        if _predicates_are_ours(channel):
-            self.volatile.pop(fd, None)
-        else:
-            self.volatile[fd] = channel
+        entry = self.watched.get(fd)
+        if fresh_look or entry is None or entry[0] is not channel:
+            # A newcomer (or a look at everything): whose predicates?
+            if _predicates_are_ours(channel):
+                self.volatile.pop(fd, None)
+            else:
+                self.volatile[fd] = channel
         # Asked in CPython's order: readable(), writable(), then accepting.
         readable = channel.readable()
         writable = channel.writable()
@@ -377,7 +380,6 @@ class _Poller:
         for fd in list(self.watched) + list(self.unwaitable):
             if fd not in self.known:
                 self._unwatch(fd)
-        self.volatile.clear()
         self.stale = dict(self.known)
 
     def prepare(self, channels, use_poll):
@@ -389,13 +391,14 @@ class _Poller:
         if use_poll != self.use_poll:
             self.use_poll = use_poll
             self.resync = True
-        if self.resync or len(channels) != len(self.known):
-            # Someone changed the map behind add_channel()'s back.
+        fresh_look = self.resync or len(channels) != len(self.known)
+        if fresh_look:
+            # Idle, or someone changed the map behind add_channel()'s back.
             self._resync(channels)
         stale, self.stale = self.stale, {}
         try:
             for fd in stale:
-                self._update(fd, channels)
+                self._update(fd, channels, fresh_look)
             if self.volatile:
                 for fd in list(self.volatile):
                     self._update(fd, channels)

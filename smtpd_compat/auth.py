@@ -46,6 +46,8 @@ Public names: Auth, PasswordCheck, CramMD5Response, AuthError, plain,
 login, cram_md5, MECHANISMS.
 """
 
+from __future__ import annotations
+
 import base64
 import binascii
 import hashlib
@@ -54,6 +56,18 @@ import os
 import time
 
 from . import hooks
+
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Generator, List, Mapping, Optional, Tuple, Union
+
+    from . import SMTPChannel
+
+    # A mechanism: yields challenges, is sent the decoded responses, and
+    # returns (login, password).
+    _Exchange = Generator[bytes, Optional[bytes], Tuple[str, Any]]
+del TYPE_CHECKING
 
 __all__ = [
     'Auth',
@@ -84,24 +98,24 @@ DEFAULT_MECHANISMS = ('PLAIN', 'LOGIN')
 class AuthError(Exception):
     """Ends an AUTH exchange with the reply it carries."""
 
-    def __init__(self, reply):
+    def __init__(self, reply: str) -> None:
         Exception.__init__(self, reply)
         self.reply = reply
 
 
-def _text(data):
+def _text(data: bytes) -> str:
     try:
         return data.decode('utf-8')
     except UnicodeDecodeError:
         raise AuthError(UNDECODABLE) from None
 
 
-def plain(initial_response):
+def plain(initial_response: Optional[bytes]) -> _Exchange:
     """RFC 4616: one message, "authzid NUL authcid NUL password"."""
     response = initial_response
     if response is None:
         response = yield b''
-    parts = response.split(b'\0')
+    parts = response.split(b'\0')  # type: ignore[union-attr]  # sent bytes
     if len(parts) != 3:
         raise AuthError(UNDECODABLE)
     authzid, authcid, password = (_text(part) for part in parts)
@@ -112,29 +126,29 @@ def plain(initial_response):
     return authcid, password
 
 
-def login(initial_response):
+def login(initial_response: Optional[bytes]) -> _Exchange:
     """The LOGIN mechanism (draft-murchison-sasl-login): user, password."""
     user = initial_response
     if user is None:
         user = yield b'Username:'
     password = yield b'Password:'
-    return _text(user), _text(password)
+    return _text(user), _text(password)  # type: ignore[arg-type]  # sent bytes
 
 
 class CramMD5Response:
     """A CRAM-MD5 answer: the client's digest of our challenge."""
 
-    def __init__(self, challenge, digest):
+    def __init__(self, challenge: bytes, digest: str) -> None:
         self.challenge, self.digest = challenge, digest
 
-    def verify(self, secret):
+    def verify(self, secret: Union[str, bytes]) -> bool:
         if isinstance(secret, str):
             secret = secret.encode('utf-8')
         expected = hmac.new(secret, self.challenge, hashlib.md5).hexdigest()
         return hmac.compare_digest(expected, self.digest)
 
 
-def cram_md5(initial_response, hostname='localhost'):
+def cram_md5(initial_response: Optional[bytes], hostname: str = 'localhost') -> _Exchange:
     """RFC 2195: we send a unique challenge, the client a keyed digest."""
     if initial_response is not None:
         raise AuthError(SYNTAX)  # the mechanism has no initial response
@@ -142,16 +156,20 @@ def cram_md5(initial_response, hostname='localhost'):
         '<%s.%d@%s>' % (binascii.hexlify(os.urandom(8)).decode(), time.time(), hostname)
     ).encode('ascii')
     response = yield challenge
-    user, space, digest = _text(response).rpartition(' ')
+    user, space, digest = _text(response).rpartition(' ')  # type: ignore[arg-type]
     if not space or not user:
         raise AuthError(UNDECODABLE)
     return user, CramMD5Response(challenge, digest)
 
 
-MECHANISMS = {'PLAIN': plain, 'LOGIN': login, 'CRAM-MD5': cram_md5}
+MECHANISMS: Dict[str, Callable[..., _Exchange]] = {
+    'PLAIN': plain,
+    'LOGIN': login,
+    'CRAM-MD5': cram_md5,
+}
 
 
-def decode_response(text):
+def decode_response(text: str) -> bytes:
     """A client's base64 line as bytes; '=' is an empty response."""
     if text == '=':
         return b''
@@ -167,10 +185,10 @@ class PasswordCheck:
 
     mechanisms = ('CRAM-MD5', 'PLAIN', 'LOGIN')
 
-    def __init__(self, passwords):
+    def __init__(self, passwords: Mapping[str, str]) -> None:
         self.passwords = passwords
 
-    def __call__(self, channel, mechanism, login, password):
+    def __call__(self, channel: SMTPChannel, mechanism: str, login: str, password: Any) -> bool:
         secret = self.passwords.get(login)
         if secret is None:
             return False
@@ -180,8 +198,10 @@ class PasswordCheck:
 
 
 class Auth(hooks.Extension):
-    def __init__(self, authenticator, required=False, require_tls=True):
-        self._check = authenticator
+    def __init__(
+        self, authenticator: Any, required: bool = False, require_tls: bool = True
+    ) -> None:
+        self._check: Any = authenticator
         self._required = required
         self._require_tls = require_tls
         offered = getattr(authenticator, 'mechanisms', DEFAULT_MECHANISMS)
@@ -190,24 +210,26 @@ class Auth(hooks.Extension):
         if unknown:
             raise ValueError('unsupported AUTH mechanisms: %s' % ', '.join(sorted(unknown)))
 
-    def _allowed(self, connection):
+    def _allowed(self, connection: hooks.Connection) -> bool:
         return connection.tls is not None or not self._require_tls
 
     # -- hooks ---------------------------------------------------------------
 
-    def ehlo_keywords(self, channel, connection):
+    def ehlo_keywords(self, channel: SMTPChannel, connection: hooks.Connection) -> List[str]:
         if not self._allowed(connection):
             return []
         return ['AUTH ' + ' '.join(self.mechanisms)]
 
-    def command_handler(self, channel, connection, verb, handler):
+    def command_handler(
+        self, channel: SMTPChannel, connection: hooks.Connection, verb: str, handler: Any
+    ) -> Any:
         if verb == 'AUTH':
             return lambda arg: self._auth(channel, connection, arg)
         if verb == 'MAIL' and self._required and connection.login is None and handler is not None:
             return lambda arg: channel.push(REQUIRED)
         return handler
 
-    def intercept(self, channel, connection, line):
+    def intercept(self, channel: SMTPChannel, connection: hooks.Connection, line: Any) -> bool:
         if connection.auth_exchange is None:
             return False
         if not isinstance(line, str):
@@ -223,12 +245,14 @@ class Auth(hooks.Extension):
             channel.push(error.reply)
         return True
 
-    def message_kwargs(self, channel, connection):
+    def message_kwargs(self, channel: SMTPChannel, connection: hooks.Connection) -> Dict[str, Any]:
         return {'login': connection.login}
 
     # -- the exchange ----------------------------------------------------------
 
-    def _auth(self, channel, connection, arg):
+    def _auth(
+        self, channel: SMTPChannel, connection: hooks.Connection, arg: Optional[str]
+    ) -> None:
         if not channel.extended_smtp:
             channel.push(NEED_EHLO)
         elif connection.login is not None:
@@ -242,7 +266,7 @@ class Auth(hooks.Extension):
         else:
             self._start(channel, connection, arg)
 
-    def _start(self, channel, connection, arg):
+    def _start(self, channel: SMTPChannel, connection: hooks.Connection, arg: str) -> None:
         name, _, initial = arg.partition(' ')
         name, initial = name.upper(), initial.strip()
         if name not in self.mechanisms:
@@ -260,7 +284,9 @@ class Auth(hooks.Extension):
             connection.auth_exchange = None
             channel.push(error.reply)
 
-    def _continue(self, channel, connection, response):
+    def _continue(
+        self, channel: SMTPChannel, connection: hooks.Connection, response: Optional[bytes]
+    ) -> None:
         name, exchange = connection.auth_exchange
         try:
             challenge = exchange.send(response)
@@ -271,7 +297,14 @@ class Auth(hooks.Extension):
             return
         channel.push('334 ' + base64.b64encode(challenge).decode('ascii'))
 
-    def _decide(self, channel, connection, name, user, password):
+    def _decide(
+        self,
+        channel: SMTPChannel,
+        connection: hooks.Connection,
+        name: str,
+        user: str,
+        password: Any,
+    ) -> None:
         if self._check(channel, name, user, password):
             connection.login = user
             channel.push(SUCCEEDED)

@@ -17,9 +17,19 @@ one day mean something else to someone.
 Public names: take_options, OPTIONS.
 """
 
+from __future__ import annotations
+
 import getopt
 import ssl
 import sys
+
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple, TypeVar
+
+    _Number = TypeVar('_Number', int, float)
+del TYPE_CHECKING
 
 __all__ = ['take_options', 'OPTIONS']
 
@@ -35,12 +45,14 @@ OPTIONS = {
 }
 
 
-def _fail(message):
+def _fail(message: str) -> NoReturn:
     print(message, file=sys.stderr)
     sys.exit(1)
 
 
-def take_options(args, short, longs):
+def take_options(
+    args: List[str], short: str, longs: List[str]
+) -> Tuple[List[str], Dict[str, Any]]:
     """Split *args* into (CPython's arguments, SMTPServer keyword options).
 
     *short* and *longs* are CPython's getopt specification.  Exits with
@@ -54,7 +66,8 @@ def take_options(args, short, longs):
         # our options made it fail, e.g. "--smtp" that is now ambiguous,
         # CPython's parser accepts it as before.)
         return args, {}
-    theirs, values = [], {}
+    theirs: List[str] = []
+    values: Dict[str, str] = {}
     for option, value in given:
         name = option[2:] if option.startswith('--') else None
         if name in OPTIONS:
@@ -68,16 +81,21 @@ def take_options(args, short, longs):
     return theirs + positional, _server_options(values)
 
 
-def _takes_value(option, short, longs):
+def _takes_value(option: str, short: str, longs: List[str]) -> bool:
     if option.startswith('--'):
         return option[2:] + '=' in longs
     return short[short.index(option[1]) + 1 :][:1] == ':'
 
 
-def _number(values, name, convert, is_valid):
+def _number(
+    values: Dict[str, str],
+    name: str,
+    convert: Callable[[str], _Number],
+    is_valid: Callable[[_Number], bool],
+) -> _Number:
     text = values[name]
     try:
-        number = convert(text)
+        number: Optional[_Number] = convert(text)
     except ValueError:
         number = None
     if number is None or not is_valid(number):
@@ -85,8 +103,8 @@ def _number(values, name, convert, is_valid):
     return number
 
 
-def _server_options(values):
-    options = {}
+def _server_options(values: Dict[str, str]) -> Dict[str, Any]:
+    options: Dict[str, Any] = {}
     if 'timeout' in values:
         options['timeout'] = _number(values, 'timeout', float, lambda seconds: seconds > 0)
     if 'max-connections' in values:
@@ -113,7 +131,7 @@ def _server_options(values):
     return options
 
 
-def _server_context(certificate, key):
+def _server_context(certificate: str, key: Optional[str]) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(certificate, key)

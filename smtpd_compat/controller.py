@@ -32,10 +32,20 @@ manager (start on entry, stop on exit).
 Public names: Controller.
 """
 
+from __future__ import annotations
+
 import threading
 
 from . import asyncore
 from .wakeup import Waker
+
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional, Union
+
+    _Factory = Union[type, Callable[[Any, asyncore._MapType], Any]]
+del TYPE_CHECKING
 
 __all__ = ['Controller']
 
@@ -48,28 +58,29 @@ class _Stop(asyncore.ExitNow):
 
 
 class Controller:
-    def __init__(self, server_factory, host='127.0.0.1', port=0):
+    def __init__(self, server_factory: _Factory, host: str = '127.0.0.1', port: int = 0) -> None:
         self.server_factory = server_factory
         self.host, self.port = host, port
-        self.server = None
-        self._map = None
-        self._waker = None
-        self._thread = None
-        self._error = None
+        self.server: Any = None
+        self._map: Any = None  # the socket map, while running
+        self._waker: Optional[Waker] = None
+        self._thread: Optional[threading.Thread] = None
+        self._error: Optional[BaseException] = None
 
-    def __enter__(self):
+    def __enter__(self) -> Controller:
         return self.start()
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _build(self, address, socket_map):
-        factory = self.server_factory
+    def _build(self, address: Any, socket_map: asyncore._MapType) -> Any:
+        factory: Any = self.server_factory
         if isinstance(factory, type) and issubclass(factory, asyncore.dispatcher):
-            return factory(address, None, map=socket_map)
+            # An SMTPServer subclass: (localaddr, remoteaddr, map=...).
+            return factory(address, None, map=socket_map)  # type: ignore[misc]
         return factory(address, socket_map)
 
-    def start(self):
+    def start(self) -> Controller:
         if self._thread is not None:
             raise RuntimeError('the controller is already running')
         self._map = {}
@@ -93,10 +104,10 @@ class Controller:
             raise RuntimeError('the loop thread did not start')
         return self
 
-    def _leave_loop(self):
+    def _leave_loop(self) -> None:
         raise _Stop()
 
-    def _run(self, running):
+    def _run(self, running: threading.Event) -> None:
         running.set()
         try:
             asyncore.loop(timeout=30.0, map=self._map)
@@ -107,11 +118,11 @@ class Controller:
         finally:
             asyncore.close_all(self._map, ignore_all=True)
 
-    def stop(self):
+    def stop(self) -> None:
         thread = self._thread
         if thread is None:
             return
-        self._waker.wake()
+        self._waker.wake()  # type: ignore[union-attr]  # set with the thread
         thread.join(THREAD_WAIT_SECONDS)
         if thread.is_alive():
             raise RuntimeError('the loop thread did not end')

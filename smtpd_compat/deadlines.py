@@ -13,10 +13,20 @@ again and the thread sleeps until the new earliest deadline.
 Public names: Deadlines.
 """
 
+from __future__ import annotations
+
 import threading
 import time
 
 from .wakeup import Waker
+
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional
+
+    from . import asyncore
+del TYPE_CHECKING
 
 __all__ = ['Deadlines']
 
@@ -31,10 +41,10 @@ class Deadlines:
     close_when_idle()              close() once no deadline is left
     """
 
-    def __init__(self, map):
-        self._due = {}  # key -> [when, seconds, on_expire]
+    def __init__(self, map: asyncore._MapType) -> None:
+        self._due: Dict[Any, List[Any]] = {}  # key -> [when, seconds, on_expire]
         self._lock = threading.Condition()
-        self._alarm_at = None  # when the thread is to wake the loop
+        self._alarm_at: Optional[float] = None  # when the thread is to wake the loop
         self._stopped = False
         self._close_when_idle = False
         # The waker is closed with the map (asyncore.close_all); the
@@ -45,42 +55,42 @@ class Deadlines:
         )
         self._thread.start()
 
-    def set(self, key, seconds, on_expire):
+    def set(self, key: object, seconds: float, on_expire: Callable[[], object]) -> None:
         when = time.monotonic() + seconds
         self._due[key] = [when, seconds, on_expire]
         self._arm(when)
 
-    def touch(self, key):
+    def touch(self, key: object) -> None:
         entry = self._due.get(key)
         if entry is not None:
             entry[0] = time.monotonic() + entry[1]
 
-    def cancel(self, key):
+    def cancel(self, key: object) -> None:
         self._due.pop(key, None)
         if self._close_when_idle and not self._due:
             self.close()
 
-    def close(self):
+    def close(self) -> None:
         self._waker.close()
 
-    def close_when_idle(self):
+    def close_when_idle(self) -> None:
         self._close_when_idle = True
         if not self._due:
             self.close()
 
-    def _stop_thread(self):
+    def _stop_thread(self) -> None:
         with self._lock:
             self._stopped = True
             self._lock.notify()
         self._thread.join(10)
 
-    def _arm(self, when):
+    def _arm(self, when: float) -> None:
         with self._lock:
             if self._alarm_at is None or when < self._alarm_at:
                 self._alarm_at = when
                 self._lock.notify()
 
-    def _expire(self):
+    def _expire(self) -> None:
         """In the loop: run every callback whose time has come."""
         now = time.monotonic()
         expired = [key for key, (when, _, _) in self._due.items() if when <= now]
@@ -93,7 +103,7 @@ class Deadlines:
         elif self._close_when_idle:
             self.close()
 
-    def _sleep_until_due(self):
+    def _sleep_until_due(self) -> None:
         with self._lock:
             while not self._stopped:
                 if self._alarm_at is None:

@@ -39,9 +39,22 @@ Public names: Extension, Connection, Hooks, NO_HOOKS, Prelude, READ,
 WRITE, build.
 """
 
+from __future__ import annotations
+
 import socket
 
 from . import asyncore
+
+# typing is imported only by type checkers: it would cost every start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+    from . import SMTPChannel, SMTPServer
+    from .deadlines import Deadlines
+
+    _Handler = Optional[Callable[[Any], object]]  # an smtp_* method, or None
+del TYPE_CHECKING
 
 __all__ = ['Extension', 'Connection', 'Hooks', 'NO_HOOKS', 'Prelude', 'READ', 'WRITE', 'build']
 
@@ -58,31 +71,31 @@ PRELUDE_SECONDS = 60.0
 class _NoHooks:
     """The hooks of a server without extensions: CPython's behaviour."""
 
-    def accepted(self, server, conn, addr):
+    def accepted(self, server: SMTPServer, conn: socket.socket, addr: Any) -> None:
         server._start_session(conn, addr)
 
-    def opened(self, channel):
+    def opened(self, channel: SMTPChannel) -> None:
         pass
 
-    def reading(self, channel):
+    def reading(self, channel: SMTPChannel) -> None:
         pass
 
-    def intercept(self, channel, line):
+    def intercept(self, channel: SMTPChannel, line: bytes) -> bool:
         return False
 
-    def command_handler(self, channel, verb, handler):
+    def command_handler(self, channel: SMTPChannel, verb: str, handler: _Handler) -> _Handler:
         return handler
 
-    def ehlo_keywords(self, channel):
+    def ehlo_keywords(self, channel: SMTPChannel) -> Sequence[str]:
         return ()
 
-    def message_kwargs(self, channel):
+    def message_kwargs(self, channel: SMTPChannel) -> Dict[str, Any]:
         return {}
 
-    def closed(self, channel):
+    def closed(self, channel: SMTPChannel) -> None:
         pass
 
-    def server_closed(self, server):
+    def server_closed(self, server: SMTPServer) -> None:
         pass
 
 
@@ -100,23 +113,23 @@ class Connection:
     login       the identity AUTH established, else None
     """
 
-    def __init__(self):
-        self.peer = None
-        self.tls = None
-        self.login = None
-        self.auth_exchange = None  # an AUTH dialogue awaiting a response
-        self._on_close = []
+    def __init__(self) -> None:
+        self.peer: Any = None
+        self.tls: Any = None
+        self.login: Any = None
+        self.auth_exchange: Any = None  # an AUTH dialogue awaiting a response
+        self._on_close: List[Callable[[], object]] = []
 
-    def on_close(self, callback):
+    def on_close(self, callback: Callable[[], object]) -> None:
         """Run *callback* once, when the connection ends."""
         self._on_close.append(callback)
 
-    def forget_session(self):
+    def forget_session(self) -> None:
         """Drop what the client told us before TLS began (RFC 3207 4.2)."""
         self.login = None
         self.auth_exchange = None
 
-    def close(self):
+    def close(self) -> None:
         callbacks, self._on_close = self._on_close, []
         for callback in callbacks:
             callback()
@@ -129,44 +142,51 @@ class Extension:
     ``prelude_steps`` lists steps to run before the channel opens.
     """
 
-    def admit(self, server, conn, connection):
+    def admit(self, server: SMTPServer, conn: socket.socket, connection: Connection) -> bool:
         return True
 
-    def prelude_steps(self, server, connection):
+    def prelude_steps(self, server: SMTPServer, connection: Connection) -> List[Any]:
         return []
 
-    def opened(self, channel, connection):
+    def opened(self, channel: SMTPChannel, connection: Connection) -> None:
         pass
 
-    def reading(self, channel, connection):
+    def reading(self, channel: SMTPChannel, connection: Connection) -> None:
         pass
 
-    def intercept(self, channel, connection, line):
+    def intercept(self, channel: SMTPChannel, connection: Connection, line: bytes) -> bool:
         return False
 
-    def command_handler(self, channel, connection, verb, handler):
+    def command_handler(
+        self, channel: SMTPChannel, connection: Connection, verb: str, handler: _Handler
+    ) -> _Handler:
         return handler
 
-    def ehlo_keywords(self, channel, connection):
+    def ehlo_keywords(self, channel: SMTPChannel, connection: Connection) -> List[str]:
         return []
 
-    def message_kwargs(self, channel, connection):
+    def message_kwargs(self, channel: SMTPChannel, connection: Connection) -> Dict[str, Any]:
         return {}
 
 
 class Hooks:
     """Runs the enabled extensions, in order, at each hook point."""
 
-    def __init__(self, extensions, deadlines=None, prelude_seconds=PRELUDE_SECONDS):
+    def __init__(
+        self,
+        extensions: Iterable[Extension],
+        deadlines: Optional[Deadlines] = None,
+        prelude_seconds: float = PRELUDE_SECONDS,
+    ) -> None:
         self.extensions = list(extensions)
         self.deadlines = deadlines
         self.prelude_seconds = prelude_seconds
         # Connections accepted and about to become channels: the channel
         # constructor's signature is CPython's, so this is how opened()
         # finds the Connection made for it.
-        self._opening = {}
+        self._opening: Dict[Any, Connection] = {}
 
-    def accepted(self, server, conn, addr):
+    def accepted(self, server: SMTPServer, conn: socket.socket, addr: Any) -> None:
         connection = Connection()
         for extension in self.extensions:
             if not extension.admit(server, conn, connection):
@@ -181,17 +201,19 @@ class Hooks:
             self._open(server, conn, addr, connection)
             return
 
-        def done(sock):
+        def done(sock: socket.socket) -> None:
             self._open(server, sock, addr, connection)
 
-        def abort():
+        def abort() -> None:
             connection.close()
 
         Prelude(
             conn, server._map, steps, connection, done, abort, self.deadlines, self.prelude_seconds
         )
 
-    def _open(self, server, sock, addr, connection):
+    def _open(
+        self, server: SMTPServer, sock: socket.socket, addr: Any, connection: Connection
+    ) -> None:
         self._opening[sock] = connection
         try:
             server._start_session(sock, addr)
@@ -201,7 +223,7 @@ class Hooks:
             if self._opening.pop(sock, None) is not None:
                 connection.close()
 
-    def opened(self, channel):
+    def opened(self, channel: SMTPChannel) -> None:
         connection = self._opening.pop(channel.conn, None)
         if connection is None:
             connection = Connection()  # a channel built by hand
@@ -209,41 +231,41 @@ class Hooks:
         for extension in self.extensions:
             extension.opened(channel, connection)
 
-    def reading(self, channel):
+    def reading(self, channel: SMTPChannel) -> None:
         for extension in self.extensions:
             extension.reading(channel, channel.connection)
 
-    def intercept(self, channel, line):
+    def intercept(self, channel: SMTPChannel, line: bytes) -> bool:
         for extension in self.extensions:
             if extension.intercept(channel, channel.connection, line):
                 return True
         return False
 
-    def command_handler(self, channel, verb, handler):
+    def command_handler(self, channel: SMTPChannel, verb: str, handler: _Handler) -> _Handler:
         for extension in self.extensions:
             handler = extension.command_handler(channel, channel.connection, verb, handler)
         return handler
 
-    def ehlo_keywords(self, channel):
+    def ehlo_keywords(self, channel: SMTPChannel) -> List[str]:
         return [
             keyword
             for extension in self.extensions
             for keyword in extension.ehlo_keywords(channel, channel.connection)
         ]
 
-    def message_kwargs(self, channel):
-        kwargs = {}
+    def message_kwargs(self, channel: SMTPChannel) -> Dict[str, Any]:
+        kwargs: Dict[str, Any] = {}
         for extension in self.extensions:
             kwargs.update(extension.message_kwargs(channel, channel.connection))
         return kwargs
 
-    def closed(self, channel):
+    def closed(self, channel: SMTPChannel) -> None:
         # A channel that closed inside its constructor never got one.
         connection = getattr(channel, 'connection', None)
         if connection is not None:
             connection.close()
 
-    def server_closed(self, server):
+    def server_closed(self, server: SMTPServer) -> None:
         # Sessions still open keep their deadlines; after the last one the
         # helper goes, so that asyncore.loop() can end on an empty map.
         if self.deadlines is not None:
@@ -263,8 +285,16 @@ class Prelude(asyncore.dispatcher):
     """
 
     def __init__(
-        self, sock, map, steps, connection, done, abort, deadlines=None, seconds=PRELUDE_SECONDS
-    ):
+        self,
+        sock: socket.socket,
+        map: asyncore._MapType,
+        steps: Iterable[Any],
+        connection: Connection,
+        done: Callable[[socket.socket], None],
+        abort: Callable[[], None],
+        deadlines: Optional[Deadlines] = None,
+        seconds: float = PRELUDE_SECONDS,
+    ) -> None:
         asyncore.dispatcher.__init__(self, map=map)
         sock.setblocking(False)
         self.connection = connection
@@ -278,25 +308,25 @@ class Prelude(asyncore.dispatcher):
         if deadlines is not None:
             deadlines.set(self, seconds, self.close)
 
-    def readable(self):
+    def readable(self) -> bool:
         return self._waiting_for == READ
 
-    def writable(self):
+    def writable(self) -> bool:
         return self._waiting_for == WRITE
 
-    def handle_read(self):
+    def handle_read(self) -> None:
         self._advance()
 
-    def handle_write(self):
+    def handle_write(self) -> None:
         self._advance()
 
-    def handle_expt(self):
+    def handle_expt(self) -> None:
         self.close()  # out-of-band data has no place in a handshake
 
-    def handle_close(self):
+    def handle_close(self) -> None:
         self.close()
 
-    def _advance(self):
+    def _advance(self) -> None:
         while self._steps:
             try:
                 waiting_for = self._steps[0].advance(self)
@@ -311,41 +341,41 @@ class Prelude(asyncore.dispatcher):
             self._steps.pop(0)
         self._finish()
 
-    def _finish(self):
+    def _finish(self) -> None:
         self._finished = True
         self._forget()
-        self._done(self.socket)
+        self._done(self.socket)  # type: ignore[arg-type]  # set in __init__
 
-    def _forget(self):
+    def _forget(self) -> None:
         if self._deadlines is not None:
             self._deadlines.cancel(self)
         self.del_channel()
 
-    def close(self):
+    def close(self) -> None:
         """Give up: close the socket and tell whoever was waiting."""
         if self._finished:
             return
         self._finished = True
         self._forget()
         try:
-            self.socket.close()
+            self.socket.close()  # type: ignore[union-attr]  # set in __init__
         except OSError:
             pass
         self._abort()
 
 
 def build(
-    server,
-    timeout=None,
-    max_connections=None,
-    starttls_context=None,
-    ssl_context=None,
-    require_starttls=False,
-    authenticator=None,
-    auth_required=False,
-    auth_require_tls=True,
-    proxy_protocol=False,
-):
+    server: SMTPServer,
+    timeout: Optional[float] = None,
+    max_connections: Optional[int] = None,
+    starttls_context: Any = None,
+    ssl_context: Any = None,
+    require_starttls: bool = False,
+    authenticator: Any = None,
+    auth_required: bool = False,
+    auth_require_tls: bool = True,
+    proxy_protocol: bool = False,
+) -> Any:
     """The hooks for SMTPServer's keyword-only options; NO_HOOKS if none."""
     # Imported here: a server without options never loads these modules.
     from . import auth, limits, tls
@@ -372,13 +402,13 @@ def build(
         return NO_HOOKS
     deadlines = Deadlines(server._map) if needs_deadlines else None
     prelude_seconds = PRELUDE_SECONDS if timeout is None else timeout
-    extensions = []
+    extensions: List[Extension] = []
     if max_connections is not None:
         # Implicit-TLS clients would read a plain-text 421 as a broken
         # handshake: they are only closed.
         extensions.append(limits.ConnectionLimit(max_connections, reply=ssl_context is None))
     if timeout is not None:
-        extensions.append(limits.IdleTimeout(timeout, deadlines))
+        extensions.append(limits.IdleTimeout(timeout, deadlines))  # type: ignore[arg-type]
     if proxy_protocol:
         extensions.append(proxy.ProxyProtocol())
     if ssl_context is not None:
@@ -393,15 +423,15 @@ def build(
 
 
 def _check_options(
-    timeout,
-    max_connections,
-    starttls_context,
-    ssl_context,
-    require_starttls,
-    authenticator,
-    auth_required,
-    auth_require_tls,
-):
+    timeout: Optional[float],
+    max_connections: Optional[int],
+    starttls_context: Any,
+    ssl_context: Any,
+    require_starttls: bool,
+    authenticator: Any,
+    auth_required: bool,
+    auth_require_tls: bool,
+) -> None:
     if timeout is not None and not timeout > 0:
         raise ValueError('timeout must be a positive number of seconds')
     if max_connections is not None and (
@@ -433,7 +463,7 @@ def _check_options(
         )
 
 
-def refuse(conn, reply):
+def refuse(conn: socket.socket, reply: Optional[bytes]) -> None:
     """Send *reply* (bytes, or None for none) on a fresh socket; close it.
 
     A short reply fits in a new socket's empty send buffer, so the
@@ -449,6 +479,6 @@ def refuse(conn, reply):
         conn.close()
 
 
-def local_fqdn():
+def local_fqdn() -> str:
     """The name a 421 carries; socket.getfqdn() as the greeting uses."""
     return socket.getfqdn()

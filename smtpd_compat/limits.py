@@ -17,26 +17,38 @@ IdleTimeout(seconds, deadlines)
 Both are ``hooks.Extension`` objects; ``hooks.build`` makes them.
 """
 
+from __future__ import annotations
+
 from . import hooks
+
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from typing import Optional, Set
+
+    from . import SMTPChannel, SMTPServer
+    from .deadlines import Deadlines
+del TYPE_CHECKING
 
 __all__ = ['ConnectionLimit', 'IdleTimeout']
 
 
 class ConnectionLimit(hooks.Extension):
-    def __init__(self, max_connections, reply=True):
+    def __init__(self, max_connections: int, reply: bool = True) -> None:
         self.max_connections = max_connections
-        self._open = set()  # Connection objects, from accept to close
-        self._reply = None
+        self._open: Set[hooks.Connection] = set()  # from accept to close
+        self._reply: Optional[bytes] = None
         if reply:
             self._reply = ('421 %s Error: too many connections\r\n' % hooks.local_fqdn()).encode(
                 'ascii'
             )
 
     @property
-    def open_connections(self):
+    def open_connections(self) -> int:
         return len(self._open)
 
-    def admit(self, server, conn, connection):
+    def admit(self, server: SMTPServer, conn: socket.socket, connection: hooks.Connection) -> bool:
         if len(self._open) >= self.max_connections:
             hooks.refuse(conn, self._reply)
             return False
@@ -46,19 +58,19 @@ class ConnectionLimit(hooks.Extension):
 
 
 class IdleTimeout(hooks.Extension):
-    def __init__(self, seconds, deadlines):
+    def __init__(self, seconds: float, deadlines: Deadlines) -> None:
         self.seconds = seconds
         self._deadlines = deadlines
 
-    def opened(self, channel, connection):
+    def opened(self, channel: SMTPChannel, connection: hooks.Connection) -> None:
         deadlines = self._deadlines
         deadlines.set(channel, self.seconds, lambda: self._expire(channel))
         connection.on_close(lambda: deadlines.cancel(channel))
 
-    def reading(self, channel, connection):
+    def reading(self, channel: SMTPChannel, connection: hooks.Connection) -> None:
         self._deadlines.touch(channel)
 
-    def _expire(self, channel):
+    def _expire(self, channel: SMTPChannel) -> None:
         owner = channel._map.get(channel._fileno)
         if owner is not None and owner is not channel:
             # A STARTTLS handshake holds the socket: no plain-text reply.

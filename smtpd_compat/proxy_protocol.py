@@ -29,12 +29,25 @@ The header format is HAProxy's "The PROXY protocol, Versions 1 & 2"
         The hooks.Extension and hooks.Prelude step.
 """
 
+from __future__ import annotations
+
 import collections
 import ipaddress
 import socket
 import struct
 
 from . import hooks
+
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Tuple, Union
+
+    from . import SMTPChannel, SMTPServer
+
+    _Peer = Union[Tuple[str, int], Tuple[str, int, int, int]]
+    _Found = Optional[Tuple[int, Any]]  # (length, Header)
+del TYPE_CHECKING
 
 __all__ = ['parse', 'Header', 'HeaderError', 'ProxyProtocol', 'HeaderStep']
 
@@ -57,7 +70,7 @@ class HeaderError(ValueError):
     """The bytes at the start of the connection are no PROXY header."""
 
 
-def parse(data):
+def parse(data: bytes) -> _Found:
     """Parse a PROXY header at the start of *data* (bytes).
 
     Returns (length, Header) for a complete header of *length* bytes, or
@@ -71,12 +84,12 @@ def parse(data):
     raise HeaderError('no PROXY header')
 
 
-def _could_begin(data, prefix):
+def _could_begin(data: bytes, prefix: bytes) -> bool:
     size = min(len(data), len(prefix))
     return data[:size] == prefix[:size]
 
 
-def _parse_v1(data):
+def _parse_v1(data: bytes) -> _Found:
     end = data.find(b'\r\n', 0, V1_MAX_LENGTH)
     if end == -1:
         if len(data) >= V1_MAX_LENGTH:
@@ -99,7 +112,7 @@ def _parse_v1(data):
     return length, Header(1, source, destination)
 
 
-def _v1_address(host, port, version):
+def _v1_address(host: bytes, port: bytes, version: int) -> _Peer:
     try:
         text = host.decode('ascii')
         address = ipaddress.ip_address(text)
@@ -113,7 +126,9 @@ def _v1_address(host, port, version):
     return _peer_address(address, int(port))
 
 
-def _peer_address(address, port):
+def _peer_address(
+    address: Union[ipaddress.IPv4Address, ipaddress.IPv6Address], port: int
+) -> _Peer:
     # As getpeername() gives them: IPv6 addresses come with flow info and
     # scope id.
     if address.version == 6:
@@ -121,7 +136,7 @@ def _peer_address(address, port):
     return (str(address), port)
 
 
-def _parse_v2(data):
+def _parse_v2(data: bytes) -> _Found:
     if len(data) < V2_FIXED_LENGTH:
         return None
     version_command, family_transport, size = struct.unpack('!BBH', data[12:16])
@@ -160,11 +175,11 @@ class HeaderStep:
     """Prelude step: consume exactly the header, then let SMTP (or TLS)
     have the rest of the stream."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._received = b''
 
-    def advance(self, prelude):
-        sock = prelude.socket
+    def advance(self, prelude: hooks.Prelude) -> Optional[str]:
+        sock: Any = prelude.socket
         try:
             # Peek, so that what follows the header stays in the socket
             # for whoever reads next (a TLS handshake may be right behind).
@@ -186,7 +201,7 @@ class HeaderStep:
         return None
 
 
-def _recv_exactly(sock, size):
+def _recv_exactly(sock: Any, size: int) -> bytes:
     # The bytes were peeked, so they are there to be read in full.
     data = b''
     while len(data) < size:
@@ -198,9 +213,9 @@ def _recv_exactly(sock, size):
 
 
 class ProxyProtocol(hooks.Extension):
-    def prelude_steps(self, server, connection):
+    def prelude_steps(self, server: SMTPServer, connection: hooks.Connection) -> List[Any]:
         return [HeaderStep()]
 
-    def opened(self, channel, connection):
+    def opened(self, channel: SMTPChannel, connection: hooks.Connection) -> None:
         if connection.peer is not None:
             channel.peer = connection.peer

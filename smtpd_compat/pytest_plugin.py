@@ -28,6 +28,8 @@ Public names: RecordingServer, Message, RunningServer, smtpd_server,
 smtpd_server_options.
 """
 
+from __future__ import annotations
+
 import collections
 
 import pytest
@@ -39,22 +41,36 @@ __all__ = ['RecordingServer', 'Message', 'RunningServer', 'smtpd_server', 'smtpd
 
 Message = collections.namedtuple('Message', 'peer mailfrom rcpttos data kwargs')
 
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterator, List, Optional, Union
+del TYPE_CHECKING
+
 
 class RecordingServer(smtpd_compat.SMTPServer):
     """Accepts every message and keeps it in ``messages``."""
 
-    def __init__(self, *args, **kwargs):
-        self.messages = []
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.messages: List[Message] = []
         smtpd_compat.SMTPServer.__init__(self, *args, **kwargs)
 
-    def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+    def process_message(
+        self,
+        peer: Any,
+        mailfrom: str,
+        rcpttos: List[str],
+        data: Union[bytes, str],
+        **kwargs: Any,
+    ) -> Optional[str]:
         self.messages.append(Message(peer, mailfrom, rcpttos, data, kwargs))
+        return None
 
 
 class RunningServer:
     """What the smtpd_server fixture yields."""
 
-    def __init__(self, controller):
+    def __init__(self, controller: Controller) -> None:
         self.controller = controller
         self.server = controller.server
         self.host, self.port = controller.host, controller.port
@@ -62,15 +78,15 @@ class RunningServer:
 
 
 @pytest.fixture
-def smtpd_server_options():
+def smtpd_server_options() -> Dict[str, Any]:
     return {}
 
 
 @pytest.fixture
-def smtpd_server(smtpd_server_options):
+def smtpd_server(smtpd_server_options: Dict[str, Any]) -> Iterator[RunningServer]:
     options = dict(smtpd_server_options)
 
-    def build(address, socket_map):
+    def build(address: Any, socket_map: Dict[int, Any]) -> RecordingServer:
         return RecordingServer(address, None, map=socket_map, **options)
 
     with Controller(build) as controller:

@@ -23,10 +23,24 @@ prelude's deadline passes.  ``connection.tls`` is the ``ssl.SSLSocket``
 once TLS is active (``channel.connection.tls.version()``, ``.cipher()``).
 """
 
+from __future__ import annotations
+
 import errno
 import ssl
 
 from . import hooks
+
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, List, Optional, TypeVar
+
+    from . import SMTPChannel, SMTPServer
+    from .deadlines import Deadlines
+
+    _Argument = TypeVar('_Argument')
+    _Result = TypeVar('_Result')
+del TYPE_CHECKING
 
 __all__ = ['StartTLS', 'ImplicitTLS', 'Handshake', 'TLSSocket']
 
@@ -49,13 +63,13 @@ class TLSSocket:
     Everything else is the SSLSocket's own (``getpeercert``, ``cipher``).
     """
 
-    def __init__(self, sslsock):
+    def __init__(self, sslsock: ssl.SSLSocket) -> None:
         self._sslsock = sslsock
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._sslsock, name)
 
-    def recv(self, size):
+    def recv(self, size: int) -> bytes:
         data = self._translate(self._sslsock.recv, size)
         # OpenSSL may hold decrypted bytes that the OS no longer reports
         # as readable: take them now or they would wait for more input.
@@ -66,14 +80,14 @@ class TLSSocket:
             data += more
         return data
 
-    def send(self, data):
+    def send(self, data: bytes) -> int:
         try:
             return self._translate(self._sslsock.send, data)
         except BlockingIOError:
             return 0
 
     @staticmethod
-    def _translate(operation, argument):
+    def _translate(operation: Callable[[_Argument], _Result], argument: _Argument) -> _Result:
         try:
             return operation(argument)
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
@@ -81,24 +95,26 @@ class TLSSocket:
         except ssl.SSLError as error:
             raise ConnectionResetError(errno.ECONNRESET, str(error)) from error
 
-    def fileno(self):
+    def fileno(self) -> int:
         return self._sslsock.fileno()
 
-    def close(self):
+    def close(self) -> None:
         self._sslsock.close()
 
 
 class Handshake:
     """Prelude step: wrap the socket and complete a server handshake."""
 
-    def __init__(self, context):
+    def __init__(self, context: Optional[ssl.SSLContext]) -> None:
         self._context = context
-        self._sslsock = None
+        self._sslsock: Optional[ssl.SSLSocket] = None
 
-    def advance(self, prelude):
+    def advance(self, prelude: hooks.Prelude) -> Optional[str]:
         if self._sslsock is None:
-            self._sslsock = self._context.wrap_socket(
-                prelude.socket, server_side=True, do_handshake_on_connect=False
+            self._sslsock = self._context.wrap_socket(  # type: ignore[union-attr]
+                prelude.socket,  # type: ignore[arg-type]
+                server_side=True,
+                do_handshake_on_connect=False,
             )
             prelude.socket = self._sslsock  # same descriptor, now TLS
         try:
@@ -108,15 +124,15 @@ class Handshake:
         except ssl.SSLWantWriteError:
             return hooks.WRITE
         prelude.connection.tls = self._sslsock
-        prelude.socket = TLSSocket(self._sslsock)
+        prelude.socket = TLSSocket(self._sslsock)  # type: ignore[assignment]
         return None
 
 
 class ImplicitTLS(hooks.Extension):
-    def __init__(self, context):
+    def __init__(self, context: ssl.SSLContext) -> None:
         self._context = context
 
-    def prelude_steps(self, server, connection):
+    def prelude_steps(self, server: SMTPServer, connection: hooks.Connection) -> List[Any]:
         return [Handshake(self._context)]
 
 
@@ -124,10 +140,10 @@ class _AfterSent:
     """An asynchat producer that runs *action* when it reaches the head of
     the output queue, i.e. once everything queued before it is sent."""
 
-    def __init__(self, action):
-        self._action = action
+    def __init__(self, action: Callable[[], object]) -> None:
+        self._action: Optional[Callable[[], object]] = action
 
-    def more(self):
+    def more(self) -> bytes:
         action, self._action = self._action, None
         if action is not None:
             action()
@@ -137,20 +153,22 @@ class _AfterSent:
 class StartTLS(hooks.Extension):
     def __init__(
         self,
-        context,
-        require_starttls=False,
-        deadlines=None,
-        handshake_seconds=hooks.PRELUDE_SECONDS,
-    ):
+        context: ssl.SSLContext,
+        require_starttls: bool = False,
+        deadlines: Optional[Deadlines] = None,
+        handshake_seconds: float = hooks.PRELUDE_SECONDS,
+    ) -> None:
         self._context = context
         self._required = require_starttls
         self._deadlines = deadlines
         self._handshake_seconds = handshake_seconds
 
-    def ehlo_keywords(self, channel, connection):
+    def ehlo_keywords(self, channel: SMTPChannel, connection: hooks.Connection) -> List[str]:
         return [] if connection.tls else ['STARTTLS']
 
-    def command_handler(self, channel, connection, verb, handler):
+    def command_handler(
+        self, channel: SMTPChannel, connection: hooks.Connection, verb: str, handler: Any
+    ) -> Any:
         if verb == 'STARTTLS':
             return lambda arg: self._starttls(channel, connection, arg)
         if (
@@ -162,29 +180,35 @@ class StartTLS(hooks.Extension):
             return lambda arg: channel.push(STARTTLS_FIRST)
         return handler
 
-    def _starttls(self, channel, connection, arg):
+    def _starttls(
+        self, channel: SMTPChannel, connection: hooks.Connection, arg: Optional[str]
+    ) -> None:
         if arg:
             channel.push(NO_PARAMETERS)
         elif connection.tls is not None:
             channel.push(ALREADY_ACTIVE)
         else:
             channel.push(READY)
-            channel.push_with_producer(_AfterSent(lambda: self._handshake(channel, connection)))
+            channel.push_with_producer(
+                _AfterSent(lambda: self._handshake(channel, connection))  # type: ignore[arg-type]
+            )
 
-    def _handshake(self, channel, connection):
+    def _handshake(self, channel: SMTPChannel, connection: hooks.Connection) -> None:
         # Bytes pipelined after STARTTLS came in the clear: obeying them
         # once TLS is up would let an attacker inject commands (the
         # CVE-2011-0411 family), so they are dropped.
         channel.ac_in_buffer = b''
         sslsock = self._context.wrap_socket(
-            channel.socket, server_side=True, do_handshake_on_connect=False
+            channel.socket,  # type: ignore[arg-type]
+            server_side=True,
+            do_handshake_on_connect=False,
         )
         # Until the handshake ends the channel keeps its descriptor but
         # the prelude takes its place in the map; closing either closes
         # the TLS socket.
         channel.socket = channel.conn = sslsock
 
-        def done(tls_socket):
+        def done(tls_socket: Any) -> None:
             channel.socket = channel.conn = tls_socket
             channel.set_socket(tls_socket)
             self._restart_session(channel, connection)
@@ -201,7 +225,7 @@ class StartTLS(hooks.Extension):
         )
 
     @staticmethod
-    def _restart_session(channel, connection):
+    def _restart_session(channel: SMTPChannel, connection: hooks.Connection) -> None:
         # RFC 3207 4.2: forget everything learnt before TLS; the client
         # must EHLO again and may then see extensions offered only now.
         channel._set_rset_state()
@@ -213,6 +237,6 @@ class StartTLS(hooks.Extension):
 class _Resume(Handshake):
     """Handshake on a socket already wrapped (by StartTLS._handshake)."""
 
-    def __init__(self, sslsock):
+    def __init__(self, sslsock: ssl.SSLSocket) -> None:
         Handshake.__init__(self, None)
         self._sslsock = sslsock

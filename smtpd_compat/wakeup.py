@@ -8,9 +8,17 @@ thread) makes it readable, and the loop calls ``on_wake()`` at once.
 Public names: Waker.
 """
 
+from __future__ import annotations
+
 import socket
 
 from . import asyncore
+
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Optional
+del TYPE_CHECKING
 
 __all__ = ['Waker']
 
@@ -22,15 +30,21 @@ class Waker(asyncore.dispatcher):
     ``asyncore.close_all`` closes everything in the map).
     """
 
-    def __init__(self, map, on_wake, on_close=None):
+    def __init__(
+        self,
+        map: asyncore._MapType,
+        on_wake: Callable[[], object],
+        on_close: Optional[Callable[[], object]] = None,
+    ) -> None:
         asyncore.dispatcher.__init__(self, map=map)
         inside, self._outside = socket.socketpair()
         inside.setblocking(False)
         self._outside.setblocking(False)
-        self._on_wake, self._on_close = on_wake, on_close
+        self._on_wake = on_wake
+        self._on_close: Optional[Callable[[], object]] = on_close
         self.set_socket(inside)
 
-    def wake(self):
+    def wake(self) -> None:
         try:
             self._outside.send(b'!')
         except BlockingIOError:
@@ -38,24 +52,24 @@ class Waker(asyncore.dispatcher):
         except OSError:
             pass  # closed: nobody left to wake
 
-    def readable(self):
+    def readable(self) -> bool:
         return True
 
-    def writable(self):
+    def writable(self) -> bool:
         return False
 
-    def handle_read(self):
+    def handle_read(self) -> None:
         try:
-            while self.socket.recv(4096):
+            while self.socket.recv(4096):  # type: ignore[union-attr]  # set in __init__
                 pass
         except BlockingIOError:
             pass
         self._on_wake()
 
-    def handle_close(self):
+    def handle_close(self) -> None:
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         asyncore.dispatcher.close(self)
         self._outside.close()
         on_close, self._on_close = self._on_close, None
