@@ -167,7 +167,10 @@ class Workers:
         self.make_server(self.address)
 
     def _run_worker(self, build, ready_w):
-        status = 1
+        # 0 unless something unexpected happens: a SIGTERM from the parent
+        # may land while an interrupt is being handled, and must not turn a
+        # clean stop into a failure.
+        status = 0
         try:
             # SIGTERM ends the loop like Ctrl-C does, so output is flushed.
             signal.signal(signal.SIGTERM, _exit_quietly)
@@ -180,13 +183,13 @@ class Workers:
                 pass  # the parent has stopped waiting (and will stop us)
             os.close(ready_w)
             _loop_while_parent_lives(self._parent, self.timeout, self.use_poll)
-            status = 0
         except KeyboardInterrupt:
-            status = 0
+            pass
         except SystemExit as stop:
             status = stop.code if isinstance(stop.code, int) else 1
         except BaseException:
             traceback.print_exc()
+            status = 1
         finally:
             try:
                 sys.stdout.flush()
