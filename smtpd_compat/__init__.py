@@ -39,6 +39,8 @@ from smtpd_compat import hooks as _extension_hooks
 
 __all__ = ["SMTPChannel", "SMTPServer", "DebuggingServer", "PureProxy"]
 
+_NO_HOOKS = _extension_hooks.NO_HOOKS
+
 # The names below are looked up when used, never captured, so code that swaps
 # them (CPython's tests replace ``socket`` and ``DEBUGSTREAM``) is obeyed.
 program = sys.argv[0]
@@ -317,8 +319,9 @@ class SMTPChannel(asynchat.async_chat):
 
     @property
     def max_command_size_limit(self):
-        return max(self.command_size_limits.values(),
-                   default=self.command_size_limit)
+        # Asked for every command line: max() with a default is slow.
+        limits = self.command_size_limits
+        return max(limits.values()) if limits else self.command_size_limit
 
     def __init__(self, server, conn, addr, data_size_limit=DATA_SIZE_DEFAULT,
                  map=None, enable_SMTPUTF8=False, decode_data=False):
@@ -361,7 +364,8 @@ class SMTPChannel(asynchat.async_chat):
         self.push('220 %s %s' % (self.fqdn, __version__))
 
     def handle_read(self):
-        self._hooks.reading(self)   # e.g. restart an idle timeout
+        if self._hooks is not _NO_HOOKS:
+            self._hooks.reading(self)   # e.g. restart an idle timeout
         asynchat.async_chat.handle_read(self)
 
     def close(self):
@@ -428,10 +432,18 @@ class SMTPChannel(asynchat.async_chat):
             _debug('Data:', repr(shown))
 
     def _run_command(self, data):
+        # The path of every command: extension hooks are only called when a
+        # server has some, and the debug line only formatted for a stream
+        # that keeps it.
         size, self.num_bytes = self.num_bytes, 0
-        line = _utf8(data)
-        self._show(data, line)
-        if self._hooks.intercept(self, data):   # e.g. an AUTH response
+        try:
+            line = str(data, 'utf-8')
+        except UnicodeDecodeError:
+            line = None
+        if _debugging():
+            self._show(data, line)
+        hooks = self._hooks
+        if hooks is not _NO_HOOKS and hooks.intercept(self, data):  # e.g. AUTH
             return
         if not data:
             self.push('500 Error: bad syntax')
@@ -450,8 +462,9 @@ class SMTPChannel(asynchat.async_chat):
         if line is None:
             self.push(_NOT_UTF8_COMMAND)
             return
-        handler = self._hooks.command_handler(
-            self, command, getattr(self, 'smtp_' + command, None))
+        handler = getattr(self, 'smtp_' + command, None)
+        if hooks is not _NO_HOOKS:
+            handler = hooks.command_handler(self, command, handler)
         if not handler:
             self.push('500 Error: command "%s" not recognized' % command)
             return

@@ -134,11 +134,17 @@ class async_chat(asyncore.dispatcher):
                 self.initiate_send()
 
     def _frame_input(self):
+        # get_terminator() is called for each record, as CPython does, when
+        # a subclass has its own; ours would only return the attribute.
+        asks = (
+            type(self).get_terminator is not async_chat.get_terminator
+            or 'get_terminator' in self.__dict__
+        )
         # One recv() may hold several records, so keep framing until the
         # buffer is used up or ends in a partial terminator.
         while self.ac_in_buffer:
             buffered = self.ac_in_buffer
-            terminator = self.get_terminator()
+            terminator = self.get_terminator() if asks else self.terminator
             if not terminator:
                 self._take_everything()
             elif isinstance(terminator, int):
