@@ -6,6 +6,7 @@ count and in time.
 
 import glob
 import os
+import resource
 import selectors
 import shutil
 import socket
@@ -74,8 +75,9 @@ def smtp_source(command, env, port, messages, sessions, length, keep_open, limit
     """Send ``messages`` messages of ``length`` payload bytes over ``sessions``
     parallel sessions, for at most ``limit`` seconds.
 
-    Returns (messages delivered, seconds taken).  A server too slow to finish
-    in time is measured on what it did until then.
+    Returns (messages delivered, seconds taken, CPU seconds smtp-source
+    used).  A server too slow to finish in time is measured on what it did
+    until then.
     """
     argv = list(command) + [
         '-A',
@@ -92,6 +94,9 @@ def smtp_source(command, env, port, messages, sessions, length, keep_open, limit
     if keep_open:
         argv.append('-d')
     argv.append('%s:%d' % (HOST, port))
+    # smtp-source is the only child reaped while it runs: the change in the
+    # children's usage is its own.
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     deadline = started + limit
     process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -113,13 +118,17 @@ def smtp_source(command, env, port, messages, sessions, length, keep_open, limit
             counter = (counter + chunk)[-64:]
     elapsed = min(time.perf_counter(), deadline) - started
     _, errors = process.communicate()
+    usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (usage_after.ru_utime - usage_before.ru_utime) + (
+        usage_after.ru_stime - usage_before.ru_stime
+    )
     done = [int(word) for word in counter.split(b'\r') if word.strip().isdigit()]
     delivered = done[-1] if done else 0
     if not timed_out and process.returncode != 0:
         raise LoadFailed('smtp-source: ' + errors.decode(errors='replace').strip()[-300:])
     if not delivered:
         raise LoadFailed('no message delivered in %d s' % limit)
-    return delivered, elapsed
+    return delivered, elapsed, client_cpu
 
 
 # ---------------------------------------------------------------------------
