@@ -22,10 +22,27 @@ Public names:
         ``haystack``.
 """
 
+from __future__ import annotations
+
 import socket
 from collections import deque
 
 from . import asyncore
+
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import AnyStr, Deque, List, Optional, Protocol, Union
+
+    class _Producer(Protocol):
+        def more(self) -> bytes: ...
+
+    # Bytes-like output, as push() accepts it.
+    _Buffer = Union[bytes, bytearray, memoryview]
+    # What producer_fifo holds: output, producers, and None, the
+    # close_when_done() marker.
+    _Entry = Union[_Buffer, _Producer, None]
+del TYPE_CHECKING
 
 # The socket class itself, read now: tests swap asyncore's ``socket`` name
 # for a stand-in module.
@@ -49,15 +66,17 @@ class async_chat(asyncore.dispatcher):
     use_encoding = 0
     encoding = 'latin-1'
 
-    def __init__(self, sock=None, map=None):
+    def __init__(
+        self, sock: Optional[socket.socket] = None, map: Optional[asyncore._MapType] = None
+    ) -> None:
         self.ac_in_buffer = b''  # received, not yet matched to a terminator
-        self.incoming = []  # pieces kept by _collect_incoming_data()
+        self.incoming: List[bytes] = []  # pieces kept by _collect_incoming_data()
         # Output queue: bytes-like chunks, producers (objects with more()),
         # and None as the close_when_done() marker.
-        self.producer_fifo = deque()
+        self.producer_fifo: Deque[_Entry] = deque()
         asyncore.dispatcher.__init__(self, sock, map)
 
-    def discard_buffers(self):
+    def discard_buffers(self) -> None:
         """Throw away all pending input and output (emergencies only)."""
         self.ac_in_buffer = b''
         del self.incoming[:]
@@ -65,47 +84,49 @@ class async_chat(asyncore.dispatcher):
 
     # -- hooks for subclasses ------------------------------------------------
 
-    def collect_incoming_data(self, data):
+    def collect_incoming_data(self, data: bytes) -> None:
         raise NotImplementedError("must be implemented in subclass")
 
-    def found_terminator(self):
+    def found_terminator(self) -> None:
         raise NotImplementedError("must be implemented in subclass")
 
     # Ready-made collector pair a subclass can adopt: keep the pieces, then
     # hand them back joined.
-    def _collect_incoming_data(self, data):
+    def _collect_incoming_data(self, data: bytes) -> None:
         self.incoming.append(data)
 
-    def _get_data(self):
+    def _get_data(self) -> bytes:
         joined = b''.join(self.incoming)
         del self.incoming[:]
         return joined
 
     # -- predicates consulted by the loop --------------------------------------
 
-    def readable(self):
-        """Always willing to read; input buffering is not bounded."""
-        return 1
+    # They answer as CPython's do: 1, and the queue itself, not bools.
 
-    def writable(self):
+    def readable(self) -> bool:
+        """Always willing to read; input buffering is not bounded."""
+        return 1  # type: ignore[return-value]
+
+    def writable(self) -> bool:
         """Want write events while output is queued, or to finish connecting."""
-        return self.producer_fifo or (not self.connected)
+        return self.producer_fifo or (not self.connected)  # type: ignore[return-value]
 
     # -- framing ---------------------------------------------------------------
 
-    def get_terminator(self):
+    def get_terminator(self) -> Union[bytes, int, None]:
         return self.terminator
 
-    def set_terminator(self, term):
+    def set_terminator(self, term: Union[bytes, int, None]) -> None:
         """Set the input delimiter: bytes (or str), a byte count, or None."""
         if isinstance(term, str):
             if self.use_encoding:
                 term = bytes(term, self.encoding)
         elif isinstance(term, int) and term < 0:
             raise ValueError('the number of received bytes must be positive')
-        self.terminator = term
+        self.terminator: Union[bytes, int, None] = term
 
-    def handle_read(self):
+    def handle_read(self) -> None:
         try:
             data = self.recv(self.ac_in_buffer_size)
         except BlockingIOError:
@@ -133,7 +154,7 @@ class async_chat(asyncore.dispatcher):
             if self.producer_fifo:
                 self.initiate_send()
 
-    def _frame_input(self):
+    def _frame_input(self) -> None:
         # get_terminator() is called for each record, as CPython does, when
         # a subclass has its own; ours would only return the attribute.
         asks = (
@@ -165,23 +186,24 @@ class async_chat(asyncore.dispatcher):
                 # picks the new one up for whatever is left.
                 self.found_terminator()
 
-    def _take_everything(self):
+    def _take_everything(self) -> None:
         self.collect_incoming_data(self.ac_in_buffer)
         self.ac_in_buffer = b''
 
-    def _take_counted(self, wanted, buffered):
+    def _take_counted(self, wanted: int, buffered: int) -> None:
         # A numeric terminator counts down across reads; it is left at 0
         # once reached, after which input is no longer framed.
         if buffered < wanted:
             self._take_everything()
-            self.terminator = self.terminator - buffered
+            # CPython counts down the attribute, whatever get_terminator() said.
+            self.terminator = self.terminator - buffered  # type: ignore[operator]
             return
         self.collect_incoming_data(self.ac_in_buffer[:wanted])
         self.ac_in_buffer = self.ac_in_buffer[wanted:]
         self.terminator = 0
         self.found_terminator()
 
-    def _take_partial(self, terminator, buffered):
+    def _take_partial(self, terminator: bytes, buffered: int) -> bool:
         """Consume a buffer holding no whole delimiter; False when the rest
         must wait for more input."""
         partial = find_prefix_at_end(self.ac_in_buffer, terminator)
@@ -197,7 +219,7 @@ class async_chat(asyncore.dispatcher):
 
     # -- output ----------------------------------------------------------------
 
-    def push(self, data):
+    def push(self, data: bytes) -> None:
         """Queue bytes-like ``data`` and try to send some straight away."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             # CPython 3.11 raises with these two arguments, unformatted.
@@ -211,7 +233,7 @@ class async_chat(asyncore.dispatcher):
         if not self._holding_output:
             self.initiate_send()
 
-    def push_with_producer(self, producer):
+    def push_with_producer(self, producer: simple_producer) -> None:
         """Queue an object whose more() returns data, b'' when exhausted."""
         if self._holding_output:
             # A producer may act once it is reached (STARTTLS starts its
@@ -226,7 +248,7 @@ class async_chat(asyncore.dispatcher):
     # True while handle_read() handles its input and holds replies back.
     _holding_output = False
 
-    def _may_coalesce(self):
+    def _may_coalesce(self) -> bool:
         """Whether queued replies may share a send().
 
         With TCP_NODELAY (smtpd_compat's channels set it) every send() is a
@@ -244,7 +266,7 @@ class async_chat(asyncore.dispatcher):
             and 'send' not in self.__dict__
         )
 
-    def _join_head(self):
+    def _join_head(self) -> None:
         """Make the bytes waiting at the head of the queue (up to
         ac_out_buffer_size) one entry, for one send()."""
         fifo = self.producer_fifo
@@ -256,17 +278,18 @@ class async_chat(asyncore.dispatcher):
             count += 1
             size += len(entry)
         if count > 1:
-            fifo.appendleft(b''.join([fifo.popleft() for _ in range(count)]))
+            # Those ``count`` entries are the bytes just looked at.
+            fifo.appendleft(b''.join([fifo.popleft() for _ in range(count)]))  # type: ignore[misc]
 
-    def close_when_done(self):
+    def close_when_done(self) -> None:
         """Close the channel once everything queued so far has been sent."""
         self.producer_fifo.append(None)
         self._recheck_interest()
 
-    def _has_queued_output(self):
+    def _has_queued_output(self) -> bool:
         return bool(self.producer_fifo)
 
-    def initiate_send(self):
+    def initiate_send(self) -> None:
         """Make at most one send() attempt from the head of the queue.
 
         Producers met on the way are drained into the queue first.
@@ -285,7 +308,7 @@ class async_chat(asyncore.dispatcher):
         elif self._flushing_before_close:
             self._output_drained()
 
-    def _send_from_queue(self):
+    def _send_from_queue(self) -> None:
         if len(self.producer_fifo) > 1 and self._may_coalesce():
             self._join_head()
         while self.producer_fifo and self.connected:
@@ -298,16 +321,17 @@ class async_chat(asyncore.dispatcher):
                 # An empty entry still goes on to the send below, as in
                 # CPython: the socket is offered b''.
             limit = self.ac_out_buffer_size
+            # As CPython, tell output from a producer by slicing it.
             try:
-                chunk = head[:limit]
+                chunk = head[:limit]  # type: ignore[index]
             except TypeError:
                 # Not sliceable, so it is a producer.
-                self._pull_from_producer(head)
+                self._pull_from_producer(head)  # type: ignore[arg-type]
                 continue
-            self._send_from_head(head, chunk, limit)
+            self._send_from_head(head, chunk, limit)  # type: ignore[arg-type]
             return
 
-    def _pull_from_producer(self, producer):
+    def _pull_from_producer(self, producer: _Producer) -> None:
         # Put the producer's next piece in front of it; drop it from the
         # queue once it has nothing more to give.
         piece = producer.more()
@@ -316,7 +340,7 @@ class async_chat(asyncore.dispatcher):
         else:
             del self.producer_fifo[0]
 
-    def _send_from_head(self, head, chunk, limit):
+    def _send_from_head(self, head: _Buffer, chunk: _Buffer, limit: int) -> None:
         if isinstance(chunk, str) and self.use_encoding:
             chunk = bytes(chunk, self.encoding)
         try:
@@ -331,10 +355,10 @@ class async_chat(asyncore.dispatcher):
         else:
             del self.producer_fifo[0]
 
-    def handle_write(self):
+    def handle_write(self) -> None:
         self.initiate_send()
 
-    def handle_close(self):
+    def handle_close(self) -> None:
         self.close()
 
 
@@ -345,11 +369,11 @@ asyncore._KNOWN_WRITABLE.add(async_chat.writable)
 class simple_producer:
     """Serve ``data`` through more() in pieces of ``buffer_size`` bytes."""
 
-    def __init__(self, data, buffer_size=512):
+    def __init__(self, data: bytes, buffer_size: int = 512) -> None:
         self.buffer_size = buffer_size
         self.data = data
 
-    def more(self):
+    def more(self) -> bytes:
         size = self.buffer_size
         if len(self.data) > size:
             piece, self.data = self.data[:size], self.data[size:]
@@ -358,7 +382,7 @@ class simple_producer:
         return piece
 
 
-def find_prefix_at_end(haystack, needle):
+def find_prefix_at_end(haystack: AnyStr, needle: AnyStr) -> int:
     """Return how long a proper prefix of ``needle`` ends ``haystack``.
 
     For example ("qwerty\r", "\r\n") gives 1 and ("qwertydkjf", "\r\n")

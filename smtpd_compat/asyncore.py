@@ -32,6 +32,8 @@ Sockets are created through this module's global ``socket`` name, looked up
 at call time, so tests can swap in a mock socket module.
 """
 
+from __future__ import annotations
+
 import os
 import select
 import socket
@@ -56,13 +58,32 @@ from errno import (
     errorcode,
 )
 
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type, Union
+
+    from _typeshed import FileDescriptorLike, ReadableBuffer
+
+    # A socket map: descriptor -> channel (any object with the dispatcher
+    # methods the loop calls).
+    _MapType = Dict[int, Any]
+    # ``socket`` is also the name of dispatcher's attribute.
+    _Socket = socket.socket
+    _Waiter = Union['_EpollWaiter', '_PollWaiter', '_SelectWaiter']
+    # fd -> (channel, mask), as _Poller keeps its registrations.
+    _Watched = Dict[int, Tuple[Any, int]]
+    # What _Poller.wait() returns: (fd, channel, mask, events).
+    _Ready = List[Tuple[int, Any, int, int]]
+del TYPE_CHECKING
+
 # errno values meaning "the peer went away": a send or recv failing with one
 # of these closes the channel quietly instead of reporting an error.
 _DISCONNECTED = frozenset({ECONNRESET, ENOTCONN, ESHUTDOWN, ECONNABORTED, EPIPE, EBADF})
 
 # importlib.reload() re-executes this file in the existing namespace; keeping
 # the old map means channels registered before a reload are not orphaned.
-socket_map = globals().get('socket_map', {})
+socket_map: _MapType = globals().get('socket_map', {})
 
 
 # This file lives inside a package, yet it stands in for top-level stdlib
@@ -75,12 +96,12 @@ if _PACKAGE:
     _STDLIB_MODULE_NAMES[_PACKAGE + '.asynchat'] = 'asynchat'
 
 
-def _public_class_name(cls):
+def _public_class_name(cls: type) -> str:
     module = _STDLIB_MODULE_NAMES.get(cls.__module__, cls.__module__)
     return '%s.%s' % (module, cls.__qualname__)
 
 
-def _strerror(err):
+def _strerror(err: int) -> str:
     """Describe errno ``err``, even where os.strerror() cannot."""
     try:
         return os.strerror(err)
@@ -105,7 +126,7 @@ _reraised_exceptions = (ExitNow, KeyboardInterrupt, SystemExit)
 # ---------------------------------------------------------------------------
 
 
-def _deliver(obj, handler_name):
+def _deliver(obj: Any, handler_name: str) -> None:
     # The handler is looked up inside the try so that a channel lacking it
     # is treated like any other failing handler.
     try:
@@ -116,7 +137,7 @@ def _deliver(obj, handler_name):
         obj.handle_error()
 
 
-def read(obj):
+def read(obj: Any) -> None:
     """Tell ``obj`` it is readable."""
     # As _deliver(), spelt out: this runs for nearly every event.
     try:
@@ -127,17 +148,17 @@ def read(obj):
         obj.handle_error()
 
 
-def write(obj):
+def write(obj: Any) -> None:
     """Tell ``obj`` it is writable."""
     _deliver(obj, 'handle_write_event')
 
 
-def _exception(obj):
+def _exception(obj: Any) -> None:
     """Tell ``obj`` select() flagged an exceptional condition on it."""
     _deliver(obj, 'handle_expt_event')
 
 
-def _act_on_poll_flags(obj, flags):
+def _act_on_poll_flags(obj: Any, flags: int) -> None:
     # The POLL* constants are read at call time: not every platform has
     # them, and a missing one must fail like a handler would.  Handlers are
     # looked up only when their bit is set.
@@ -152,7 +173,7 @@ def _act_on_poll_flags(obj, flags):
             getattr(obj, handler_name)()
 
 
-def readwrite(obj, flags):
+def readwrite(obj: Any, flags: int) -> None:
     """Deliver every event that poll() reported in ``flags`` to ``obj``."""
     try:
         _act_on_poll_flags(obj, flags)
@@ -184,12 +205,12 @@ def readwrite(obj, flags):
 # ---------------------------------------------------------------------------
 
 # Event bits as poll() spells them (epoll uses the same values).
-_IN = getattr(select, 'POLLIN', 1)
-_PRI = getattr(select, 'POLLPRI', 2)
-_OUT = getattr(select, 'POLLOUT', 4)
-_ERR = getattr(select, 'POLLERR', 8)
-_HUP = getattr(select, 'POLLHUP', 16)
-_NVAL = getattr(select, 'POLLNVAL', 32)
+_IN: int = getattr(select, 'POLLIN', 1)
+_PRI: int = getattr(select, 'POLLPRI', 2)
+_OUT: int = getattr(select, 'POLLOUT', 4)
+_ERR: int = getattr(select, 'POLLERR', 8)
+_HUP: int = getattr(select, 'POLLHUP', 16)
+_NVAL: int = getattr(select, 'POLLNVAL', 32)
 
 # What select() reports for those bits (as the Linux kernel maps them):
 # hang-ups and errors make a descriptor readable, errors make it writable.
@@ -198,7 +219,7 @@ _SELECT_WRITABLE = _OUT | _ERR
 
 
 class _EpollWaiter:
-    def __init__(self):
+    def __init__(self) -> None:
         self._epoll = select.epoll()
         self.register = self._epoll.register
         self.modify = self._epoll.modify
@@ -208,32 +229,32 @@ class _EpollWaiter:
 
 
 class _PollWaiter:
-    def __init__(self):
+    def __init__(self) -> None:
         self._poll = select.poll()
         self.register = self.modify = self._poll.register
         self.unregister = self._poll.unregister
         self.close = lambda: None
 
-    def wait(self, timeout):
+    def wait(self, timeout: Optional[float]) -> List[Tuple[int, int]]:
         return self._poll.poll(None if timeout is None else timeout * 1000)
 
 
 class _SelectWaiter:
     """Last resort (e.g. Windows): select() over the registered sets."""
 
-    def __init__(self):
-        self._masks = {}
+    def __init__(self) -> None:
+        self._masks: Dict[int, int] = {}
         self.close = self._masks.clear
 
-    def register(self, fd, mask):
+    def register(self, fd: int, mask: int) -> None:
         self._masks[fd] = mask
 
     modify = register
 
-    def unregister(self, fd):
+    def unregister(self, fd: int) -> None:
         del self._masks[fd]
 
-    def wait(self, timeout):
+    def wait(self, timeout: Optional[float]) -> List[Tuple[int, int]]:
         masks = self._masks
         r, w, x = select.select(
             [fd for fd, m in masks.items() if m & _IN],
@@ -249,7 +270,7 @@ class _SelectWaiter:
         return list(events.items())
 
 
-def _new_waiter():
+def _new_waiter() -> _Waiter:
     same_bits = (
         getattr(select, 'EPOLLIN', None) == _IN and getattr(select, 'EPOLLOUT', None) == _OUT
     )
@@ -263,11 +284,11 @@ def _new_waiter():
 # The predicates of our own classes, whose answers depend only on channel
 # state that changes in handlers or in methods that call
 # _recheck_interest(); asynchat adds its own on import.
-_KNOWN_READABLE = set()
-_KNOWN_WRITABLE = set()
+_KNOWN_READABLE: Set[Callable[[Any], object]] = set()
+_KNOWN_WRITABLE: Set[Callable[[Any], object]] = set()
 
 
-def _predicates_are_ours(obj):
+def _predicates_are_ours(obj: Any) -> bool:
     cls = type(obj)
     if (
         getattr(cls, 'readable', None) not in _KNOWN_READABLE
@@ -281,26 +302,28 @@ def _predicates_are_ours(obj):
 class _Poller:
     """One map's registrations with the OS, kept from pass to pass."""
 
-    def __init__(self):
-        self.waiter = None
-        self.use_poll = None  # the mode last pass used: masks differ
-        self.known = {}  # fd -> channel, as the map was last seen
-        self.watched = {}  # fd -> (channel, mask) the OS is told of
-        self.unwaitable = {}  # fd -> (channel, mask) the OS won't watch
-        self.stale = {}  # fd -> channel whose predicates to re-ask
-        self.volatile = {}  # fd -> channel whose predicates aren't ours
+    def __init__(self) -> None:
+        # None until prepare() makes one, and again after close(); the
+        # methods that use it expect one (hence their type: ignores).
+        self.waiter: Optional[_Waiter] = None
+        self.use_poll: Optional[bool] = None  # the mode last pass used: masks differ
+        self.known: _MapType = {}  # fd -> channel, as the map was last seen
+        self.watched: _Watched = {}  # fd -> (channel, mask) the OS is told of
+        self.unwaitable: _Watched = {}  # fd -> (channel, mask) the OS won't watch
+        self.stale: _MapType = {}  # fd -> channel whose predicates to re-ask
+        self.volatile: _MapType = {}  # fd -> channel whose predicates aren't ours
         self.resync = True  # re-read the whole map before the next wait
 
     # -- told by dispatchers as they join and leave the map ------------------
 
-    def added(self, fd, channel):
+    def added(self, fd: int, channel: Any) -> None:
         if fd in self.watched or fd in self.unwaitable:
             # Maybe a new socket on a reused descriptor: register afresh.
             self._unwatch(fd)
         self.known[fd] = channel
         self.stale[fd] = channel
 
-    def removed(self, fd):
+    def removed(self, fd: int) -> None:
         # Unregister now, while the descriptor still names this socket.
         self.known.pop(fd, None)
         self.volatile.pop(fd, None)
@@ -308,14 +331,14 @@ class _Poller:
 
     # -- keeping the OS's view up to date -----------------------------------
 
-    def _unwatch(self, fd):
+    def _unwatch(self, fd: int) -> None:
         if self.unwaitable.pop(fd, None) is None and self.watched.pop(fd, None) is not None:
             try:
-                self.waiter.unregister(fd)
+                self.waiter.unregister(fd)  # type: ignore[union-attr]
             except (OSError, KeyError, ValueError):
                 pass  # already closed, and so already dropped by the OS
 
-    def _update(self, fd, channels, fresh_look=False):
+    def _update(self, fd: int, channels: _MapType, fresh_look: bool = False) -> None:
         channel = channels.get(fd)
         if channel is None:
             self.volatile.pop(fd, None)
@@ -347,7 +370,7 @@ class _Poller:
             return
         if fd in self.watched:
             try:
-                self.waiter.modify(fd, mask)
+                self.waiter.modify(fd, mask)  # type: ignore[union-attr]
             except OSError:
                 del self.watched[fd]  # the OS dropped it (closed)
             else:
@@ -356,12 +379,12 @@ class _Poller:
         self.unwaitable.pop(fd, None)
         self._register(fd, channel, mask)
 
-    def _register(self, fd, channel, mask):
+    def _register(self, fd: int, channel: Any, mask: int) -> None:
         try:
-            self.waiter.register(fd, mask)
+            self.waiter.register(fd, mask)  # type: ignore[union-attr]
         except OSError as why:
             if why.errno == EEXIST:
-                self.waiter.modify(fd, mask)
+                self.waiter.modify(fd, mask)  # type: ignore[union-attr]
             elif why.errno == EPERM:
                 # Regular files: poll() and select() call them always
                 # ready, epoll refuses them.  Do as the former do.
@@ -374,7 +397,7 @@ class _Poller:
                 raise  # select() too fails on a closed descriptor
         self.watched[fd] = (channel, mask)
 
-    def _resync(self, channels):
+    def _resync(self, channels: _MapType) -> None:
         self.resync = False
         self.known = dict(channels)
         for fd in list(self.watched) + list(self.unwaitable):
@@ -382,7 +405,7 @@ class _Poller:
                 self._unwatch(fd)
         self.stale = dict(self.known)
 
-    def prepare(self, channels, use_poll):
+    def prepare(self, channels: _MapType, use_poll: bool) -> None:
         if self.waiter is None:
             self.waiter = _new_waiter()
             self.watched.clear()
@@ -406,16 +429,16 @@ class _Poller:
             self.resync = True  # a predicate failed: start over next time
             raise
 
-    def wait(self, timeout):
+    def wait(self, timeout: Optional[float]) -> _Ready:
         """Return [(fd, channel, mask, events)] ready within ``timeout``."""
-        ready = []
+        ready: _Ready = []
         if self.unwaitable:
             for fd, (channel, mask) in self.unwaitable.items():
                 if mask & (_IN | _OUT | _NVAL):
                     ready.append((fd, channel, mask, mask & (_IN | _OUT | _NVAL)))
             if ready:
                 timeout = 0
-        events = self.waiter.wait(timeout)
+        events = self.waiter.wait(timeout)  # type: ignore[union-attr]
         watched = self.watched
         for fd, flags in events:
             entry = watched.get(fd)
@@ -427,31 +450,37 @@ class _Poller:
             self.resync = True
         return ready
 
-    def close(self):
+    def close(self) -> None:
         if self.waiter is not None:
             self.waiter.close()
             self.waiter = None
+        # Nothing is registered with a waiter that is gone: a channel
+        # closed now has nothing to unregister, and the next pass
+        # registers every channel with a new one (see prepare()).
+        self.watched.clear()
+        self.unwaitable.clear()
+        self.resync = True
 
 
 # id(map) -> (map, poller).  The map is held so that its id stays its own;
 # the entry goes when the map is found empty (or is passed to close_all).
-_pollers = globals().get('_pollers', {})
+_pollers: Dict[int, Tuple[_MapType, _Poller]] = globals().get('_pollers', {})
 
 
-def _poller_for(channels):
+def _poller_for(channels: _MapType) -> _Poller:
     entry = _pollers.get(id(channels))
     if entry is None:
         entry = _pollers[id(channels)] = (channels, _Poller())
     return entry[1]
 
 
-def _release_poller(channels):
+def _release_poller(channels: _MapType) -> None:
     entry = _pollers.pop(id(channels), None)
     if entry is not None:
         entry[1].close()
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     # The child shares the parent's epoll instance: changing it would change
     # the parent's registrations.  Start afresh with a waiter of our own.
     for _, poller in list(_pollers.values()):
@@ -462,7 +491,7 @@ if hasattr(os, 'register_at_fork'):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def poll(timeout=0.0, map=None):
+def poll(timeout: float = 0.0, map: Optional[_MapType] = None) -> None:
     """Wait up to ``timeout`` seconds and dispatch events as select() would."""
     if map is None:
         map = socket_map
@@ -502,7 +531,7 @@ def poll(timeout=0.0, map=None):
                 _exception(channel)
 
 
-def poll2(timeout=0.0, map=None):
+def poll2(timeout: float = 0.0, map: Optional[_MapType] = None) -> None:
     """Like poll(), but dispatches as poll() would (see readwrite())."""
     if map is None:
         map = socket_map
@@ -524,7 +553,12 @@ def poll2(timeout=0.0, map=None):
 poll3 = poll2  # kept because old code still calls it by this name
 
 
-def loop(timeout=30.0, use_poll=False, map=None, count=None):
+def loop(
+    timeout: float = 30.0,
+    use_poll: bool = False,
+    map: Optional[_MapType] = None,
+    count: Optional[int] = None,
+) -> None:
     """Run passes until ``map`` is empty, or at most ``count`` passes."""
     if map is None:
         map = socket_map
@@ -555,14 +589,16 @@ _NOTHING_TO_ACCEPT = (EWOULDBLOCK, ECONNABORTED, EAGAIN)
 _CONNECT_PENDING = (EINPROGRESS, EALREADY, EWOULDBLOCK)
 
 
-def _pending_error(sock):
+def _pending_error(sock: Optional[_Socket]) -> int:
     # SO_ERROR holds the outcome of a non-blocking connect, or any other
     # error the socket has latched.  ``socket`` is looked up at call time
     # so a substituted socket module supplies the constants.
-    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    # Without a socket this raises AttributeError (for handle_error()), as
+    # CPython's inline self.socket.getsockopt() does.
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
 
 
-def _warn_unhandled(channel, what):
+def _warn_unhandled(channel: dispatcher, what: str) -> None:
     channel.log_info('unhandled %s event' % what, 'warning')
 
 
@@ -576,7 +612,7 @@ class dispatcher:
 
     # Channel state.  Listening sockets set ``accepting``; ``connecting``
     # covers a non-blocking connect() that has not completed yet.
-    addr = None
+    addr: Optional[Union[Tuple[Any, ...], str]] = None
     connected = False
     connecting = False
     accepting = False
@@ -586,11 +622,11 @@ class dispatcher:
     # log_info() types that are not printed.
     ignore_log_types = frozenset({'warning'})
 
-    def __init__(self, sock=None, map=None):
-        self._map = socket_map if map is None else map
-        self._fileno = None
+    def __init__(self, sock: Optional[_Socket] = None, map: Optional[_MapType] = None) -> None:
+        self._map: _MapType = socket_map if map is None else map
+        self._fileno: Optional[int] = None
         if not sock:
-            self.socket = None
+            self.socket: Optional[_Socket] = None
             return
         # The socket may come from blocking code (e.g. accept()); the loop
         # must never block on it.
@@ -610,7 +646,7 @@ class dispatcher:
         else:
             self.addr = peer
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         words = [_public_class_name(self.__class__)]
         if self.accepting and self.addr:
             words.append('listening')
@@ -626,19 +662,21 @@ class dispatcher:
 
     # -- membership of the socket map ---------------------------------------
 
-    def set_socket(self, sock, map=None):
+    def set_socket(self, sock: _Socket, map: Optional[_MapType] = None) -> None:
         self.socket = sock
         self._fileno = sock.fileno()
         self.add_channel(map)
 
-    def add_channel(self, map=None):
+    def add_channel(self, map: Optional[_MapType] = None) -> None:
         target = self._map if map is None else map
-        target[self._fileno] = self
+        # Called before set_socket(), CPython files the channel under None;
+        # so do we.
+        target[self._fileno] = self  # type: ignore[index]
         entry = _pollers.get(id(target))
         if entry is not None:
-            entry[1].added(self._fileno, self)
+            entry[1].added(self._fileno, self)  # type: ignore[arg-type]
 
-    def del_channel(self, map=None):
+    def del_channel(self, map: Optional[_MapType] = None) -> None:
         target = self._map if map is None else map
         fd = self._fileno
         if fd in target:
@@ -648,7 +686,7 @@ class dispatcher:
                 entry[1].removed(fd)
         self._fileno = None
 
-    def _recheck_interest(self):
+    def _recheck_interest(self) -> None:
         """Have the loop ask readable()/writable() again before it waits.
 
         It asks after every event anyway; state changed outside one (output
@@ -660,7 +698,11 @@ class dispatcher:
 
     # -- creating and configuring the socket ----------------------------------
 
-    def create_socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM):
+    # The socket methods below use self.socket as CPython's do: before there
+    # is one (it is None), they raise AttributeError.  Hence their
+    # "type: ignore[union-attr]"s.
+
+    def create_socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM) -> None:
         # The defaults are bound once from the real module, but the socket
         # itself is built through the module global, which tests replace.
         self.family_and_type = family, type
@@ -668,15 +710,15 @@ class dispatcher:
         new_sock.setblocking(False)
         self.set_socket(new_sock)
 
-    def set_reuse_addr(self):
+    def set_reuse_addr(self) -> None:
         """Ask for SO_REUSEADDR so a restarted server can rebind its port."""
         try:
-            current = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, current | 1)
+            current = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)  # type: ignore[union-attr]
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, current | 1)  # type: ignore[union-attr]
         except OSError:
             pass  # best effort: not every platform supports it
         if self._share_port:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # type: ignore[union-attr]
 
     # True in the processes of smtpd_compat.workers: each one's listening
     # socket joins the others' on one address, and the kernel spreads the
@@ -685,21 +727,21 @@ class dispatcher:
 
     # -- socket operations ----------------------------------------------------
 
-    def bind(self, addr):
+    def bind(self, addr: Union[Tuple[Any, ...], str]) -> None:
         self.addr = addr
-        return self.socket.bind(addr)
+        return self.socket.bind(addr)  # type: ignore[union-attr, return-value]
 
-    def listen(self, num):
+    def listen(self, num: int) -> None:
         self.accepting = True
         self._recheck_interest()
         # Windows rejects larger backlogs from this API.
         backlog = min(num, 5) if os.name == 'nt' else num
-        return self.socket.listen(backlog)
+        return self.socket.listen(backlog)  # type: ignore[union-attr, return-value]
 
-    def accept(self):
+    def accept(self) -> Optional[Tuple[_Socket, Any]]:
         """Return (conn, address), or None if no connection is ready."""
         try:
-            conn, addr = self.socket.accept()
+            conn, addr = self.socket.accept()  # type: ignore[union-attr]
         except OSError as why:
             if why.errno not in _NOTHING_TO_ACCEPT:
                 raise
@@ -708,11 +750,11 @@ class dispatcher:
             return None  # accept() handed back None rather than a pair
         return conn, addr
 
-    def connect(self, address):
+    def connect(self, address: Union[Tuple[Any, ...], str]) -> None:
         self.connected = False
         self.connecting = True
         self._recheck_interest()
-        err = self.socket.connect_ex(address)
+        err = self.socket.connect_ex(address)  # type: ignore[union-attr]
         if err in _CONNECT_PENDING or (err == EINVAL and os.name == 'nt'):
             # Completion is reported later as a read or write event.
             self.addr = address
@@ -722,10 +764,10 @@ class dispatcher:
         else:
             raise OSError(err, errorcode[err])
 
-    def recv(self, buffer_size):
+    def recv(self, buffer_size: int) -> bytes:
         """Receive up to ``buffer_size`` bytes; b'' once the peer is gone."""
         try:
-            data = self.socket.recv(buffer_size)
+            data = self.socket.recv(buffer_size)  # type: ignore[union-attr]
             if data:
                 return data
             # A readable socket that yields nothing means the peer closed.
@@ -736,10 +778,10 @@ class dispatcher:
             self.handle_close()
         return b''
 
-    def send(self, data):
+    def send(self, data: ReadableBuffer) -> int:
         """Send what the socket will take; 0 if it would block or is gone."""
         try:
-            return self.socket.send(data)
+            return self.socket.send(data)  # type: ignore[union-attr]
         except OSError as why:
             if why.errno == EWOULDBLOCK:
                 return 0
@@ -754,10 +796,10 @@ class dispatcher:
     # the loop stops asking for reads meanwhile.
     _flushing_before_close = False
 
-    def _has_queued_output(self):
+    def _has_queued_output(self) -> bool:
         return False  # a plain dispatcher queues nothing
 
-    def _input_ended(self):
+    def _input_ended(self) -> None:
         # CPython closed at once, dropping replies still queued for a client
         # that had merely half-closed (shutdown(SHUT_WR)) and was waiting for
         # them.  If output is queued, and writable() says it will be
@@ -768,11 +810,11 @@ class dispatcher:
         else:
             self.handle_close()
 
-    def _output_drained(self):
+    def _output_drained(self) -> None:
         if self._flushing_before_close and self.connected:
             self.handle_close()
 
-    def close(self):
+    def close(self) -> None:
         self.connected = self.accepting = self.connecting = False
         self.del_channel()
         sock = self.socket
@@ -786,22 +828,22 @@ class dispatcher:
 
     # -- predicates consulted by the loop ------------------------------------
 
-    def writable(self):
+    def writable(self) -> bool:
         return True
 
-    def readable(self):
+    def readable(self) -> bool:
         return True
 
     # -- events as the loop delivers them -------------------------------------
 
-    def handle_write_event(self):
+    def handle_write_event(self) -> None:
         if self.accepting:
             return  # listening sockets have nothing to write; ignore it
         if not self.connected and self.connecting:
             self.handle_connect_event()
         self.handle_write()
 
-    def handle_read_event(self):
+    def handle_read_event(self) -> None:
         if self.accepting:
             # A listening socket is never "connected"; being readable means
             # a new connection is waiting.
@@ -811,7 +853,7 @@ class dispatcher:
             self.handle_connect_event()
         self.handle_read()
 
-    def handle_expt_event(self):
+    def handle_expt_event(self) -> None:
         # An exceptional condition is either a latched socket error or
         # out-of-band data; only the latter is worth handing to the user.
         if _pending_error(self.socket) != 0:
@@ -819,14 +861,14 @@ class dispatcher:
         else:
             self.handle_expt()
 
-    def handle_connect_event(self):
+    def handle_connect_event(self) -> None:
         err = _pending_error(self.socket)
         if err != 0:
             raise OSError(err, _strerror(err))
         self.handle_connect()
         self.connected, self.connecting = True, False
 
-    def handle_error(self):
+    def handle_error(self) -> None:
         _, exc_type, exc_value, tb_summary = compact_traceback()
         try:
             self_repr = repr(self)
@@ -842,40 +884,40 @@ class dispatcher:
 
     # -- user handlers: defaults only report that nobody handled the event -
 
-    def handle_accepted(self, sock, addr):
+    def handle_accepted(self, sock: _Socket, addr: Any) -> None:
         sock.close()  # nobody wants the connection: don't leak it
         _warn_unhandled(self, 'accepted')
 
-    def handle_accept(self):
+    def handle_accept(self) -> None:
         pair = self.accept()
         if pair is not None:
             self.handle_accepted(*pair)
 
-    def handle_connect(self):
+    def handle_connect(self) -> None:
         _warn_unhandled(self, 'connect')
 
-    def handle_read(self):
+    def handle_read(self) -> None:
         _warn_unhandled(self, 'read')
 
-    def handle_write(self):
+    def handle_write(self) -> None:
         _warn_unhandled(self, 'write')
 
-    def handle_expt(self):
+    def handle_expt(self) -> None:
         _warn_unhandled(self, 'incoming priority')
 
-    def handle_close(self):
+    def handle_close(self) -> None:
         _warn_unhandled(self, 'close')
         self.close()
 
     # -- logging: override these to route output elsewhere -------------------
 
-    def log_info(self, message, type='info'):
+    def log_info(self, message: Any, type: str = 'info') -> None:
         """Report a notable condition (to stdout) unless its type is muted."""
         if type in self.ignore_log_types:
             return
         print('%s: %s' % (type, message))
 
-    def log(self, message):
+    def log(self, message: Any) -> None:
         """Record routine activity (to stderr)."""
         sys.stderr.write('log: %s\n' % str(message))
 
@@ -889,25 +931,26 @@ class dispatcher_with_send(dispatcher):
     # Upper bound on what one socket send is offered.
     _SEND_CHUNK = 65536
 
-    def __init__(self, sock=None, map=None):
+    def __init__(self, sock: Optional[_Socket] = None, map: Optional[_MapType] = None) -> None:
         dispatcher.__init__(self, sock, map)
         self.out_buffer = b''
 
-    def send(self, data):
+    def send(self, data: bytes) -> None:  # type: ignore[override]  # CPython's: queues, returns None
         if self.debug:
             self.log_info('sending %r' % (data,))
         self.out_buffer = self.out_buffer + data
         self.initiate_send()
 
-    def writable(self):
+    def writable(self) -> bool:
         # Until connected we must hear the write event that completes the
         # connection; afterwards only while output is pending.
-        return (not self.connected) or len(self.out_buffer)
+        # As in CPython: the length of the buffer, not a bool.
+        return (not self.connected) or len(self.out_buffer)  # type: ignore[return-value]
 
-    def handle_write(self):
+    def handle_write(self) -> None:
         self.initiate_send()
 
-    def initiate_send(self):
+    def initiate_send(self) -> None:
         chunk = self.out_buffer[: self._SEND_CHUNK]
         sent = dispatcher.send(self, chunk)
         self.out_buffer = self.out_buffer[sent:]
@@ -916,7 +959,7 @@ class dispatcher_with_send(dispatcher):
         else:
             self._output_drained()
 
-    def _has_queued_output(self):
+    def _has_queued_output(self) -> bool:
         return bool(self.out_buffer)
 
 
@@ -929,7 +972,7 @@ _KNOWN_WRITABLE.update((dispatcher.writable, dispatcher_with_send.writable))
 # ---------------------------------------------------------------------------
 
 
-def compact_traceback():
+def compact_traceback() -> Tuple[Tuple[str, str, str], Type[BaseException], BaseException, str]:
     """Summarise the exception being handled.
 
     Returns ((file, function, line), type, value, text), where the triple
@@ -939,16 +982,17 @@ def compact_traceback():
     exc_type, exc_value, tb = sys.exc_info()
     if not tb:
         raise AssertionError("traceback does not exist")
-    frames = []
+    frames: List[Tuple[str, str, str]] = []
     while tb:
         code = tb.tb_frame.f_code
         frames.append((code.co_filename, code.co_name, str(tb.tb_lineno)))
         tb = tb.tb_next
     text = ' '.join('[%s|%s|%s]' % frame for frame in frames)
-    return frames[-1], exc_type, exc_value, text
+    # exc_info() is all or nothing: with a traceback come a type and value.
+    return frames[-1], exc_type, exc_value, text  # type: ignore[return-value]
 
 
-def close_all(map=None, ignore_all=False):
+def close_all(map: Optional[_MapType] = None, ignore_all: bool = False) -> None:
     """Close every channel in ``map`` (default: socket_map), then empty it.
 
     A channel whose socket is already closed (EBADF) is skipped silently;
@@ -979,12 +1023,13 @@ def close_all(map=None, ignore_all=False):
 # ---------------------------------------------------------------------------
 
 
-def _as_fd(fd_or_file):
-    # A file object is as good as its descriptor.
+def _as_fd(fd_or_file: FileDescriptorLike) -> int:
+    # A file object is as good as its descriptor.  As CPython, ask it, and
+    # take what has no fileno() for the descriptor itself.
     try:
-        return fd_or_file.fileno()
+        return fd_or_file.fileno()  # type: ignore[union-attr]
     except AttributeError:
-        return fd_or_file
+        return fd_or_file  # type: ignore[return-value]
 
 
 if os.name == 'posix':
@@ -996,17 +1041,17 @@ if os.name == 'posix':
         one it passed in.
         """
 
-        def __init__(self, fd):
+        def __init__(self, fd: int) -> None:
             self.fd = os.dup(fd)
 
-        def __repr__(self):
+        def __repr__(self) -> str:
             # Same text as object.__repr__, with the stdlib module name.
             return '<%s object at %#x>' % (_public_class_name(self.__class__), id(self))
 
-        def fileno(self):
+        def fileno(self) -> int:
             return self.fd
 
-        def close(self):
+        def close(self) -> None:
             if self.fd < 0:
                 return
             # Mark closed first: if os.close() fails, a second close() (or
@@ -1014,14 +1059,14 @@ if os.name == 'posix':
             fd, self.fd = self.fd, -1
             os.close(fd)
 
-        def __del__(self):
+        def __del__(self) -> None:
             # Like an unclosed file object: warn, then release the fd.
             if self.fd >= 0:
                 message = "unclosed file %r" % (self,)
                 warnings.warn(message, ResourceWarning, source=self, stacklevel=1)
             self.close()
 
-        def getsockopt(self, level, optname, buflen=None):
+        def getsockopt(self, level: int, optname: int, buflen: Optional[int] = None) -> int:
             # The loop only ever asks for the pending error, and a file
             # never has one.
             asks_for_error = level == socket.SOL_SOCKET and optname == socket.SO_ERROR
@@ -1029,10 +1074,10 @@ if os.name == 'posix':
                 return 0
             raise NotImplementedError("Only asyncore specific behaviour implemented.")
 
-        def send(self, *args):
+        def send(self, *args: ReadableBuffer) -> int:
             return os.write(self.fd, *args)
 
-        def recv(self, *args):
+        def recv(self, *args: int) -> bytes:
             return os.read(self.fd, *args)
 
         # File-style spellings; they stay bound to these implementations.
@@ -1042,12 +1087,13 @@ if os.name == 'posix':
     class file_dispatcher(dispatcher):
         """A dispatcher over a file descriptor (or object with fileno())."""
 
-        def set_file(self, fd):
-            self.socket = file_wrapper(fd)
-            self._fileno = self.socket.fileno()
+        def set_file(self, fd: int) -> None:
+            # A stand-in for a socket, as in CPython.
+            self.socket = file_wrapper(fd)  # type: ignore[assignment]
+            self._fileno = self.socket.fileno()  # type: ignore[union-attr]
             self.add_channel()
 
-        def __init__(self, fd, map=None):
+        def __init__(self, fd: FileDescriptorLike, map: Optional[_MapType] = None) -> None:
             dispatcher.__init__(self, None, map)
             self.connected = True
             fd = _as_fd(fd)

@@ -316,3 +316,40 @@ def test_channel_put_straight_into_the_map_is_polled(modules):
         asyncore.close_all(map=channels)
         client.close()
         other_client.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
+def test_a_forked_child_closes_and_polls_channels_inherited_from_its_parent():
+    # The child drops the parent's epoll instance (sharing it would let the
+    # child change the parent's registrations).  A channel closed before the
+    # child's first pass must close cleanly, and the rest must still be
+    # polled.  (Our loop only: CPython's select() loop keeps no registrations.)
+    from smtpd_compat import asyncore
+
+    Reader = make_reader(asyncore)
+    client, server = connected_pair()
+    other_client, other_server = connected_pair()
+    channels = {}
+    closing = Reader(server, channels)
+    staying = Reader(other_server, channels)
+    asyncore.loop(timeout=0, map=channels, count=2)
+    other_client.sendall(b"after fork")
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        status = 1
+        try:
+            closing.close()
+            run_until(asyncore, channels, lambda: staying.received == b"after fork")
+            status = 0 if list(channels.values()) == [staying] else 2
+        finally:
+            os._exit(status)
+    try:
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        # The parent's registrations are its own still.
+        client.sendall(b"parent")
+        run_until(asyncore, channels, lambda: closing.received == b"parent")
+    finally:
+        asyncore.close_all(map=channels)
+        client.close()
+        other_client.close()
