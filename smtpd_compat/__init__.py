@@ -20,6 +20,8 @@ Other module-level names, kept because smtpd had them:
 The command line lives in ``smtpd_compat.__main__`` (``python -m smtpd_compat``).
 """
 
+from __future__ import annotations
+
 import collections
 import errno
 import getopt
@@ -37,6 +39,42 @@ from email._header_value_parser import get_addr_spec, get_angle_addr
 from smtpd_compat import asynchat, asyncore
 from smtpd_compat import hooks as _extension_hooks
 
+# typing is imported only by type checkers: it would cost every start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import smtplib
+    import ssl
+    from email._header_value_parser import AddrSpec, AngleAddr
+    from typing import (
+        Any,
+        AnyStr,
+        DefaultDict,
+        Dict,
+        Iterable,
+        List,
+        Literal,
+        Mapping,
+        NoReturn,
+        Optional,
+        Sequence,
+        Tuple,
+        Type,
+        Union,
+    )
+
+    from _typeshed import SupportsWrite
+
+    from smtpd_compat.auth import _Authenticator
+
+    _Address = Tuple[str, int]  # (host, port), as typeshed's smtpd has it
+    # ESMTP parameters: 'VALUE' for KEY=VALUE, True for a bare KEY.
+    _Params = Dict[str, Union[str, Literal[True]]]
+    # The extension hooks of a server and its channels.
+    _Hooks = Union[_extension_hooks.Hooks, _extension_hooks._NoHooks]
+    # What PureProxy's relay refused: {recipient: (code, reply)}.
+    _Refusals = Mapping[str, Tuple[int, Union[bytes, str]]]
+del TYPE_CHECKING
+
 __all__ = ["SMTPChannel", "SMTPServer", "DebuggingServer", "PureProxy"]
 
 _NO_HOOKS = _extension_hooks.NO_HOOKS
@@ -53,18 +91,18 @@ DATA_SIZE_DEFAULT = 33554432
 class Devnull:
     """A write-only sink: the default DEBUGSTREAM."""
 
-    def write(self, msg):
+    def write(self, msg: str) -> None:
         pass
 
-    def flush(self):
+    def flush(self) -> None:
         pass
 
 
-DEBUGSTREAM = Devnull()
+DEBUGSTREAM: SupportsWrite[str] = Devnull()
 _discard = Devnull.write
 
 
-def _debugging():
+def _debugging() -> bool:
     """Whether DEBUGSTREAM keeps what is written to it.
 
     The default Devnull does not, so debug lines are not even formatted for
@@ -73,7 +111,7 @@ def _debugging():
     return type(DEBUGSTREAM) is not Devnull or Devnull.write is not _discard
 
 
-def _debug(*values):
+def _debug(*values: object) -> None:
     if _debugging():
         print(*values, file=DEBUGSTREAM)
 
@@ -83,8 +121,7 @@ _OK = '250 OK'
 _NEED_HELO = '503 Error: send HELO first'
 _DUPLICATE_GREETING = '503 Duplicate HELO/EHLO'
 _MAIL_PARAMETERS = ' [SP <mail-parameters>]'
-_MODES_CLASH = ("decode_data and enable_SMTPUTF8 cannot"
-                " be set to True at the same time")
+_MODES_CLASH = "decode_data and enable_SMTPUTF8 cannot be set to True at the same time"
 # Our own replies, where CPython's smtpd raised and dropped the connection.
 _NOT_UTF8_COMMAND = '500 Error: command line is not valid UTF-8'
 _NOT_UTF8_DATA = '554 Error: message data is not valid UTF-8'
@@ -110,7 +147,7 @@ _SUPPORTED = 'Supported commands: ' + ' '.join(_SYNTAX)
 # Longest command line accepted before EHLO raises it for MAIL (RFC 5321).
 _COMMAND_LINE_LIMIT = 512
 _END_OF_LINE = b'\r\n'
-_END_OF_DATA = b'\r\n.\r\n'     # a line holding just a dot ends DATA
+_END_OF_DATA = b'\r\n.\r\n'  # a line holding just a dot ends DATA
 # How many connections the kernel may queue for accept().  CPython asked
 # for 5: with more clients connecting at once their SYNs were dropped, and
 # each waited a second or more to try again.
@@ -119,14 +156,15 @@ _LISTEN_BACKLOG = max(socket.SOMAXCONN, 128)
 _NO_DELAY = (getattr(socket, 'IPPROTO_TCP', None), getattr(socket, 'TCP_NODELAY', None))
 
 
-def _send_without_delay(conn):
+def _send_without_delay(conn: socket.socket) -> None:
     """Turn off Nagle's algorithm on *conn*.  With it on, the second line of
     a multi-line reply (EHLO's) waited for the client to acknowledge the
     first, which clients delay: some 40 ms, every session."""
     try:
-        conn.setsockopt(_NO_DELAY[0], _NO_DELAY[1], 1)
+        # None for an option the platform lacks: the TypeError caught below.
+        conn.setsockopt(_NO_DELAY[0], _NO_DELAY[1], 1)  # type: ignore[arg-type]
     except (OSError, AttributeError, TypeError):
-        pass    # not TCP (a UNIX socket), or a stand-in without the option
+        pass  # not TCP (a UNIX socket), or a stand-in without the option
 
 
 # <local-part@domain>, both dot-atoms of ASCII atext (RFC 5322 3.2.3), as
@@ -138,21 +176,21 @@ _PLAIN_ANGLE_ADDR = re.compile(r'<(%s@%s)>' % (_DOT_ATOM, _DOT_ATOM))
 _email_get_angle_addr = get_angle_addr
 
 
-def _plain_address(arg):
+def _plain_address(arg: str) -> Optional[Tuple[str, str]]:
     """(address, rest) for a plain <local@domain> at the start of *arg*,
     exactly as get_angle_addr() gives them; None for anything else."""
     plain = _PLAIN_ANGLE_ADDR.match(arg)
     if plain is None or get_angle_addr is not _email_get_angle_addr:
-        return None     # also when someone has replaced the parser
-    rest = arg[plain.end():]
+        return None  # also when someone has replaced the parser
+    rest = arg[plain.end() :]
     if rest[:1] in (' ', '\t'):
-        rest = rest.lstrip()    # the parser drops folding white space ...
+        rest = rest.lstrip()  # the parser drops folding white space ...
     if rest[:1] == '(':
-        return None             # ... and comments, which it alone reads
+        return None  # ... and comments, which it alone reads
     return plain.group(1), rest
 
 
-def _parse_address(arg):
+def _parse_address(arg: str) -> Tuple[str, str]:
     """Split *arg* into (address, rest); a falsy address means none found."""
     if not arg:
         return '', ''
@@ -160,11 +198,13 @@ def _parse_address(arg):
     if plain is not None:
         return plain
     try:
+        token: Union[AngleAddr, AddrSpec]
         if arg.lstrip().startswith('<'):
             token, rest = get_angle_addr(arg)
         else:
             token, rest = get_addr_spec(arg)
-        return (token.addr_spec if token else token), rest
+        # A falsy token, returned as it is, is CPython's "no address".
+        return (token.addr_spec if token else token), rest  # type: ignore[return-value]
     except Exception:
         # The email package's RFC 5322 parser (and the addr_spec of what it
         # returns) reports malformed input in many ways: HeaderParseError,
@@ -174,25 +214,25 @@ def _parse_address(arg):
         return '', ''
 
 
-def _strip_keyword(keyword, arg):
+def _strip_keyword(keyword: str, arg: str) -> str:
     """Return what follows *keyword* (any case) in *arg*, or '' if absent."""
-    if arg[:len(keyword)].upper() != keyword:
+    if arg[: len(keyword)].upper() != keyword:
         return ''
-    return arg[len(keyword):].strip()
+    return arg[len(keyword) :].strip()
 
 
-def _is_size_value(value):
+def _is_size_value(value: Union[str, Literal[True]]) -> bool:
     """A SIZE value int() can read: decimal digits.  (CPython tested isdigit,
     which also takes digits such as '\u00b2' that int() refuses.)"""
     return value is not True and value.isdecimal()
 
 
-def _parse_params(words):
+def _parse_params(words: Iterable[str]) -> Optional[_Params]:
     """Turn ESMTP parameters (``KEY`` or ``KEY=VALUE``) into a dict.
 
     Returns None if any word breaks RFC 1869's syntax.
     """
-    params = {}
+    params: _Params = {}
     for word in words:
         key, equals, value = word.partition('=')
         if not key.isalnum() or (equals and not value):
@@ -201,14 +241,14 @@ def _parse_params(words):
     return params
 
 
-def _split_command(line):
+def _split_command(line: str) -> Tuple[str, Optional[str]]:
     """Split a command line into its upper-cased verb and its argument
     (None when no space follows the verb)."""
     verb, space, arg = line.partition(' ')
     return verb.upper(), (arg.strip() if space else None)
 
 
-def _utf8(data):
+def _utf8(data: bytes) -> Optional[str]:
     """*data* decoded from UTF-8, or None if it is not UTF-8."""
     try:
         return str(data, 'utf-8')
@@ -216,7 +256,8 @@ def _utf8(data):
         return None
 
 
-def _undo_transparency(text, linesep, dot, newline):
+# *dot* is Any: AnyStr cannot say "or an int, with bytes".
+def _undo_transparency(text: AnyStr, linesep: AnyStr, dot: Any, newline: AnyStr) -> AnyStr:
     """Join the lines of a DATA body with *newline*, dropping the leading
     '.' that the client added to lines starting with one (RFC 5321 4.5.2).
 
@@ -240,12 +281,12 @@ class _MessageBuffer:
     20 MiB message then costs about 20 MiB, not twice or more.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._text = io.BytesIO()
-        self._held = b''    # a CR or CRLF that the next piece may continue
-        self._skip = 1      # the LF made of the CRLF put in front
+        self._held = b''  # a CR or CRLF that the next piece may continue
+        self._skip = 1  # the LF made of the CRLF put in front
 
-    def write(self, piece):
+    def write(self, piece: bytes) -> None:
         if self._held:
             piece = self._held + piece
         held = 2 if piece.endswith(b'\r\n') else 1 if piece.endswith(b'\r') else 0
@@ -257,33 +298,41 @@ class _MessageBuffer:
             self._held = b''
         self._put(piece.replace(b'\r\n.', b'\r\n').replace(b'\r\n', b'\n'))
 
-    def _put(self, text):
+    def _put(self, text: bytes) -> None:
         if self._skip and text:
             text, self._skip = text[1:], 0
         self._text.write(text)
 
-    def getvalue(self):
+    def getvalue(self) -> bytes:
         self._put(self._held.replace(b'\r\n', b'\n'))
         self._held = b''
         return self._text.getvalue()
 
 
-def _check_modes(enable_SMTPUTF8, decode_data):
+def _check_modes(enable_SMTPUTF8: bool, decode_data: bool) -> None:
     if enable_SMTPUTF8 and decode_data:
         raise ValueError(_MODES_CLASH)
 
 
-def _renamed(old, new):
+def _renamed(old: str, new: str) -> property:
     """Property for *old*, an attribute renamed to *new* in Python 3.5."""
-    def read(self):
-        warnings.warn("Access to %s attribute on SMTPChannel is deprecated, "
-                      "use '%s' instead" % (old, new), DeprecationWarning, 2)
+
+    def read(self: SMTPChannel) -> object:
+        warnings.warn(
+            "Access to %s attribute on SMTPChannel is deprecated, use '%s' instead" % (old, new),
+            DeprecationWarning,
+            2,
+        )
         return getattr(self, new)
 
-    def write(self, value):
-        warnings.warn("Setting %s attribute on SMTPChannel is deprecated, "
-                      "set '%s' instead" % (old, new), DeprecationWarning, 2)
+    def write(self: SMTPChannel, value: object) -> None:
+        warnings.warn(
+            "Setting %s attribute on SMTPChannel is deprecated, set '%s' instead" % (old, new),
+            DeprecationWarning,
+            2,
+        )
         setattr(self, new, value)
+
     return property(read, write)
 
 
@@ -293,15 +342,48 @@ class SMTPChannel(asynchat.async_chat):
     COMMAND = 0
     DATA = 1
 
+    # Instance attributes.  The public ones are typeshed's smtpd stub's, but
+    # as they are: it says str for mailfrom, received_data, peer and the
+    # items of received_lines.
+    smtp_server: SMTPServer
+    conn: socket.socket
+    addr: Any
+    received_lines: List[bytes]
+    smtp_state: int
+    seen_greeting: str
+    mailfrom: Optional[str]
+    rcpttos: List[str]
+    received_data: Union[str, bytes]  # str if decode_data, else bytes
+    fqdn: str
+    peer: Any  # as from getpeername()
+    data_size_limit: int
+    enable_SMTPUTF8: bool
+    extended_smtp: bool
+    require_SMTPUTF8: bool
+    num_bytes: int
+    mail_options: List[str]
+    rcpt_options: List[str]
+    _decode_data: bool
+    # The pieces of the decoded text (see __init__): str, or bytes and an int.
+    _emptystring: Union[str, bytes]
+    _linesep: Union[str, bytes]
+    _dotsep: Union[str, int]
+    _newline: Union[str, bytes]
+
     # Replaced in __init__ by the server's extension hooks (smtpd_compat.hooks),
     # which do nothing unless the server was given extension options.
-    _hooks = _extension_hooks.NO_HOOKS
+    _hooks: _Hooks = _extension_hooks.NO_HOOKS
+    # Set by those hooks, and only on a server with extensions: the TLS
+    # state and AUTH identity of the session (smtpd_compat.hooks.Connection).
+    connection: _extension_hooks.Connection
 
     command_size_limit = _COMMAND_LINE_LIMIT
     # The template for each channel's own dict (see __init__).  CPython's
     # channels all shared this one: a client's EHLO raised every client's
     # MAIL limit, and each new client cleared them all.
-    command_size_limits = collections.defaultdict(lambda: _COMMAND_LINE_LIMIT)
+    command_size_limits: DefaultDict[str, int] = collections.defaultdict(
+        lambda: _COMMAND_LINE_LIMIT
+    )
 
     # The private names SMTPChannel used before Python 3.5 (class-private, so
     # they appear as _SMTPChannel__server and so on).
@@ -318,13 +400,21 @@ class SMTPChannel(asynchat.async_chat):
     __addr = _renamed('__addr', 'addr')
 
     @property
-    def max_command_size_limit(self):
+    def max_command_size_limit(self) -> int:
         # Asked for every command line: max() with a default is slow.
         limits = self.command_size_limits
         return max(limits.values()) if limits else self.command_size_limit
 
-    def __init__(self, server, conn, addr, data_size_limit=DATA_SIZE_DEFAULT,
-                 map=None, enable_SMTPUTF8=False, decode_data=False):
+    def __init__(
+        self,
+        server: SMTPServer,
+        conn: socket.socket,
+        addr: Any,
+        data_size_limit: int = DATA_SIZE_DEFAULT,
+        map: Optional[asyncore._MapType] = None,
+        enable_SMTPUTF8: bool = False,
+        decode_data: bool = False,
+    ) -> None:
         # The server's extensions (smtpd_compat.hooks); none by default.
         self._hooks = getattr(server, '_hooks', _extension_hooks.NO_HOOKS)
         # Checked before the channel joins the loop's map (CPython checked
@@ -359,20 +449,20 @@ class SMTPChannel(asynchat.async_chat):
             if error.errno == errno.ENOTCONN:
                 return
             raise
-        self._hooks.opened(self)    # e.g. a PROXY header names the peer
+        self._hooks.opened(self)  # e.g. a PROXY header names the peer
         _debug('Peer:', repr(self.peer))
         self.push('220 %s %s' % (self.fqdn, __version__))
 
-    def handle_read(self):
+    def handle_read(self) -> None:
         if self._hooks is not _NO_HOOKS:
-            self._hooks.reading(self)   # e.g. restart an idle timeout
+            self._hooks.reading(self)  # e.g. restart an idle timeout
         asynchat.async_chat.handle_read(self)
 
-    def close(self):
+    def close(self) -> None:
         self._hooks.closed(self)
         asynchat.async_chat.close(self)
 
-    def _set_post_data_state(self):
+    def _set_post_data_state(self) -> None:
         """Forget the current transaction, as after a message is taken."""
         self.smtp_state = self.COMMAND
         self.mailfrom, self.rcpttos = None, []
@@ -380,24 +470,24 @@ class SMTPChannel(asynchat.async_chat):
         self.num_bytes = 0
         self.set_terminator(_END_OF_LINE)
 
-    def _set_rset_state(self):
+    def _set_rset_state(self) -> None:
         """Forget everything but the greeting."""
         self._set_post_data_state()
         self.received_data = ''
         self.received_lines = []
 
-    def push(self, msg):
+    # Takes a str, where async_chat.push takes bytes (as CPython's did).
+    def push(self, msg: str) -> None:  # type: ignore[override]
         """Send the reply line *msg* (a str) to the client."""
         encoding = 'utf-8' if self.require_SMTPUTF8 else 'ascii'
         # Text that does not fit (an echoed command or VRFY argument, a reply
         # from process_message) is sent escaped; CPython raised and dropped
         # the connection.
-        asynchat.async_chat.push(
-            self, (msg + '\r\n').encode(encoding, 'backslashreplace'))
+        asynchat.async_chat.push(self, (msg + '\r\n').encode(encoding, 'backslashreplace'))
 
-    def collect_incoming_data(self, data):
+    def collect_incoming_data(self, data: bytes) -> None:
         if self.smtp_state == self.COMMAND:
-            limit = self.max_command_size_limit
+            limit: Optional[int] = self.max_command_size_limit
         elif self.smtp_state == self.DATA:
             limit = self.data_size_limit
         else:
@@ -413,7 +503,7 @@ class SMTPChannel(asynchat.async_chat):
         else:
             self.received_lines.append(data)
 
-    def found_terminator(self):
+    def found_terminator(self) -> None:
         data = b''.join(self.received_lines)
         self.received_lines = []
         if self.smtp_state == self.COMMAND:
@@ -425,19 +515,19 @@ class SMTPChannel(asynchat.async_chat):
             self.push('451 Internal confusion')
             self.num_bytes = 0
 
-    def _show(self, data, text):
+    def _show(self, data: bytes, text: Union[str, bytes, None]) -> None:
         """Print a line or message on DEBUGSTREAM, as text if decode_data."""
         if _debugging():
             shown = text if self._decode_data and text is not None else data
             _debug('Data:', repr(shown))
 
-    def _run_command(self, data):
+    def _run_command(self, data: bytes) -> None:
         # The path of every command: extension hooks are only called when a
         # server has some, and the debug line only formatted for a stream
         # that keeps it.
         size, self.num_bytes = self.num_bytes, 0
         try:
-            line = str(data, 'utf-8')
+            line: Optional[str] = str(data, 'utf-8')
         except UnicodeDecodeError:
             line = None
         if _debugging():
@@ -450,8 +540,7 @@ class SMTPChannel(asynchat.async_chat):
             return
         # A line cut short for being too long may end inside a character, so
         # its length is judged first, on the command read as best we can.
-        command, arg = _split_command(
-            line if line is not None else str(data, 'utf-8', 'replace'))
+        command, arg = _split_command(line if line is not None else str(data, 'utf-8', 'replace'))
         if self.extended_smtp:
             limit = self.command_size_limits[command]
         else:
@@ -472,7 +561,7 @@ class SMTPChannel(asynchat.async_chat):
         if self.smtp_state == self.DATA:
             self._start_data()
 
-    def _start_data(self):
+    def _start_data(self) -> None:
         """Let a lone '.' line right after DATA end an empty message.
 
         The end of the data is CRLF '.' CRLF, whose first CRLF may be the one
@@ -482,25 +571,28 @@ class SMTPChannel(asynchat.async_chat):
         of an empty message and took the commands after it as its text.)
         """
         self.ac_in_buffer = _END_OF_LINE + self.ac_in_buffer
-        self.num_bytes = -len(_END_OF_LINE)     # not the client's data
+        self.num_bytes = -len(_END_OF_LINE)  # not the client's data
         # Un-stuff the data as it comes, unless the raw pieces are wanted:
         # for DEBUGSTREAM, for decoding, or by a subclass that collects or
         # reads received_lines itself.
         cls = type(self)
-        if (not self._decode_data and not _debugging()
-                and cls.collect_incoming_data is SMTPChannel.collect_incoming_data
-                and cls.found_terminator is SMTPChannel.found_terminator):
+        if (
+            not self._decode_data
+            and not _debugging()
+            and cls.collect_incoming_data is SMTPChannel.collect_incoming_data
+            and cls.found_terminator is SMTPChannel.found_terminator
+        ):
             self._message = _MessageBuffer()
 
     # The data of the message being received, when it is un-stuffed as it
     # arrives (see _start_data); else its raw pieces are in received_lines.
-    _message = None
+    _message: Optional[_MessageBuffer] = None
 
-    def _end_data(self, data):
+    def _end_data(self, data: bytes) -> None:
         message, self._message = self._message, None
         too_much = self.data_size_limit and self.num_bytes > self.data_size_limit
         if message is None:
-            data = data[len(_END_OF_LINE):]     # put back by _start_data
+            data = data[len(_END_OF_LINE) :]  # put back by _start_data
             text = _utf8(data) if self._decode_data and not too_much else data
             self._show(data, text)
         # Whatever the outcome, the transaction is over (RFC 5321 4.1.1.4):
@@ -515,21 +607,27 @@ class SMTPChannel(asynchat.async_chat):
             self._set_post_data_state()
             self.push(_NOT_UTF8_DATA)
         else:
-            self._take_message(_undo_transparency(
-                text, self._linesep, self._dotsep, self._newline))
+            # All four are str, or all bytes (and an int): as decode_data chose.
+            self._take_message(
+                _undo_transparency(text, self._linesep, self._dotsep, self._newline)  # type: ignore[type-var]
+            )
 
-    def _take_message(self, data):
+    def _take_message(self, data: Union[str, bytes]) -> None:
         """Hand *data*, the message as process_message receives it, over."""
         self.received_data = data
-        options = {}
+        options: Dict[str, Any] = {}
         if not self._decode_data:
-            options = {'mail_options': self.mail_options,
-                       'rcpt_options': self.rcpt_options}
+            options = {'mail_options': self.mail_options, 'rcpt_options': self.rcpt_options}
         options.update(self._hooks.message_kwargs(self))
         try:
+            # mailfrom is set: DATA needs a RCPT, RCPT a MAIL.
             status = self.smtp_server.process_message(
-                self.peer, self.mailfrom, self.rcpttos, self.received_data,
-                **options)
+                self.peer,
+                self.mailfrom,  # type: ignore[arg-type]
+                self.rcpttos,
+                self.received_data,
+                **options,
+            )
         except NotImplementedError:
             # SMTPServer's own process_message: the server has no way to take
             # mail at all.  Answer, then let the error out of handle_read, as
@@ -545,33 +643,37 @@ class SMTPChannel(asynchat.async_chat):
         self._set_post_data_state()
         self.push(status if status else _OK)
 
-    def _log_failure(self, what, reply):
+    def _log_failure(self, what: str, reply: str) -> None:
         """Report the exception being handled through log_info, as asyncore
         reports the errors of handlers, but keep the connection."""
         _, kind, value, frames = asyncore.compact_traceback()
-        self.log_info('%s raised %s: %s; replied %s; traceback: %s' % (
-            what, kind.__name__, value, reply[:3], frames), 'error')
+        self.log_info(
+            '%s raised %s: %s; replied %s; traceback: %s'
+            % (what, kind.__name__, value, reply[:3], frames),
+            'error',
+        )
 
     # Helpers kept as methods because subclasses may call or replace them.
 
-    def _strip_command_keyword(self, keyword, arg):
+    def _strip_command_keyword(self, keyword: str, arg: str) -> str:
         return _strip_keyword(keyword, arg)
 
-    def _getaddr(self, arg):
+    def _getaddr(self, arg: str) -> Tuple[str, str]:
         return _parse_address(arg)
 
-    def _getparams(self, params):
+    def _getparams(self, params: Iterable[str]) -> Optional[_Params]:
         return _parse_params(params)
 
-    def _syntax(self, command):
+    def _syntax(self, command: str) -> str:
         text = 'Syntax: ' + _SYNTAX[command]
         if self.extended_smtp and command in ('MAIL', 'RCPT'):
             text += _MAIL_PARAMETERS
         return text
 
-    # One method per SMTP command; *arg* is None when nothing follows it.
+    # One method per SMTP command; *arg* is None when nothing follows it
+    # (typed str, as in typeshed's stub, which subclasses are checked against).
 
-    def smtp_HELO(self, arg):
+    def smtp_HELO(self, arg: str) -> None:
         if not arg:
             self.push('501 ' + self._syntax('HELO'))
         elif self.seen_greeting:
@@ -583,7 +685,7 @@ class SMTPChannel(asynchat.async_chat):
             self.seen_greeting = arg
             self.push('250 %s' % self.fqdn)
 
-    def smtp_EHLO(self, arg):
+    def smtp_EHLO(self, arg: str) -> None:
         """Greet the client and list the ESMTP extensions on offer."""
         if not arg:
             self.push('501 ' + self._syntax('EHLO'))
@@ -609,10 +711,10 @@ class SMTPChannel(asynchat.async_chat):
             self.push('250-' + keyword)
         self.push('250 HELP')
 
-    def smtp_NOOP(self, arg):
+    def smtp_NOOP(self, arg: str) -> None:
         self.push(('501 ' + self._syntax('NOOP')) if arg else _OK)
 
-    def smtp_QUIT(self, arg):
+    def smtp_QUIT(self, arg: str) -> None:
         self.push('221 Bye')
         self.close_when_done()
         # Nothing sent after QUIT may run (CPython went on with commands
@@ -621,7 +723,7 @@ class SMTPChannel(asynchat.async_chat):
         # keeps it from piling up.
         self.set_terminator(None)
 
-    def smtp_HELP(self, arg):
+    def smtp_HELP(self, arg: str) -> None:
         if not arg:
             self.push('250 ' + _SUPPORTED)
         elif arg.upper() in _SYNTAX:
@@ -629,19 +731,18 @@ class SMTPChannel(asynchat.async_chat):
         else:
             self.push('501 ' + _SUPPORTED)
 
-    def smtp_VRFY(self, arg):
+    def smtp_VRFY(self, arg: str) -> None:
         if not arg:
             self.push('501 ' + self._syntax('VRFY'))
         elif self._getaddr(arg)[0]:
-            self.push('252 Cannot VRFY user, but will accept message '
-                      'and attempt delivery')
+            self.push('252 Cannot VRFY user, but will accept message and attempt delivery')
         else:
             self.push('502 Could not VRFY %s' % arg)
 
-    def smtp_EXPN(self, arg):
+    def smtp_EXPN(self, arg: str) -> None:
         self.push('502 EXPN not implemented')
 
-    def smtp_MAIL(self, arg):
+    def smtp_MAIL(self, arg: str) -> None:
         if not self.seen_greeting:
             self.push(_NEED_HELO)
             return
@@ -650,8 +751,7 @@ class SMTPChannel(asynchat.async_chat):
         if arg is None:
             self.push(syntax_error)
             return
-        address, rest = self._getaddr(
-            self._strip_command_keyword('FROM:', arg))
+        address, rest = self._getaddr(self._strip_command_keyword('FROM:', arg))
         if not address or (rest and not self.extended_smtp):
             self.push(syntax_error)
             return
@@ -675,7 +775,7 @@ class SMTPChannel(asynchat.async_chat):
         _debug('sender:', self.mailfrom)
         self.push(_OK)
 
-    def _check_mail_params(self, params, syntax_error):
+    def _check_mail_params(self, params: _Params, syntax_error: str) -> Optional[str]:
         """Consume the MAIL parameters we know; return an error reply or None.
 
         Checked in CPython's order, which decides the reply when several
@@ -693,13 +793,12 @@ class SMTPChannel(asynchat.async_chat):
             if not _is_size_value(size):
                 return syntax_error
             if self.data_size_limit and int(size) > self.data_size_limit:
-                return ('552 Error: message size exceeds fixed maximum '
-                        'message size')
+                return '552 Error: message size exceeds fixed maximum message size'
         if params:
             return '555 MAIL FROM parameters not recognized or not implemented'
         return None
 
-    def smtp_RCPT(self, arg):
+    def smtp_RCPT(self, arg: str) -> None:
         if not self.seen_greeting:
             self.push(_NEED_HELO)
             return
@@ -721,8 +820,7 @@ class SMTPChannel(asynchat.async_chat):
             self.push(syntax_error)
         elif params:
             # No RCPT parameter is supported.
-            self.push('555 RCPT TO parameters not recognized or not '
-                      'implemented')
+            self.push('555 RCPT TO parameters not recognized or not implemented')
         else:
             # Only an accepted RCPT sets them (as for MAIL's).
             self.rcpt_options = options
@@ -730,14 +828,14 @@ class SMTPChannel(asynchat.async_chat):
             _debug('recips:', self.rcpttos)
             self.push(_OK)
 
-    def smtp_RSET(self, arg):
+    def smtp_RSET(self, arg: str) -> None:
         if arg:
             self.push('501 ' + self._syntax('RSET'))
         else:
             self._set_rset_state()
             self.push(_OK)
 
-    def smtp_DATA(self, arg):
+    def smtp_DATA(self, arg: str) -> None:
         if not self.seen_greeting:
             self.push(_NEED_HELO)
         elif not self.rcpttos:
@@ -757,16 +855,30 @@ class SMTPServer(asyncore.dispatcher):
     remembered, for servers that forward mail.
     """
 
-    channel_class = SMTPChannel
-    _hooks = _extension_hooks.NO_HOOKS
+    channel_class: Type[SMTPChannel] = SMTPChannel
+    _hooks: _Hooks = _extension_hooks.NO_HOOKS
+    data_size_limit: int
+    enable_SMTPUTF8: bool
 
-    def __init__(self, localaddr, remoteaddr,
-                 data_size_limit=DATA_SIZE_DEFAULT, map=None,
-                 enable_SMTPUTF8=False, decode_data=False, *,
-                 timeout=None, max_connections=None, starttls_context=None,
-                 ssl_context=None, require_starttls=False,
-                 authenticator=None, auth_required=False,
-                 auth_require_tls=True, proxy_protocol=False):
+    def __init__(
+        self,
+        localaddr: _Address,
+        remoteaddr: _Address,
+        data_size_limit: int = DATA_SIZE_DEFAULT,
+        map: Optional[asyncore._MapType] = None,
+        enable_SMTPUTF8: bool = False,
+        decode_data: bool = False,
+        *,
+        timeout: Optional[float] = None,
+        max_connections: Optional[int] = None,
+        starttls_context: Optional[ssl.SSLContext] = None,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        require_starttls: bool = False,
+        authenticator: Optional[_Authenticator] = None,
+        auth_required: bool = False,
+        auth_require_tls: bool = True,
+        proxy_protocol: bool = False,
+    ) -> None:
         self._localaddr, self._remoteaddr = localaddr, remoteaddr
         self.data_size_limit = data_size_limit
         self.enable_SMTPUTF8, self._decode_data = enable_SMTPUTF8, decode_data
@@ -776,44 +888,63 @@ class SMTPServer(asyncore.dispatcher):
             # Host and port only: an IPv6 address may also carry flowinfo
             # and scope_id, which CPython passed on as getaddrinfo's family
             # and type (a TypeError).
-            found = socket.getaddrinfo(localaddr[0], localaddr[1],
-                                       type=socket.SOCK_STREAM)
+            found = socket.getaddrinfo(localaddr[0], localaddr[1], type=socket.SOCK_STREAM)
             family, kind = found[0][:2]
             self.create_socket(family, kind)
-            self.set_reuse_addr()   # so a restarted server can rebind at once
+            self.set_reuse_addr()  # so a restarted server can rebind at once
             self.bind(localaddr)
             self.listen(_LISTEN_BACKLOG)
             # Our extensions, all off by default: README.rst "Extensions".
             self._hooks = _extension_hooks.build(
-                self, timeout=timeout, max_connections=max_connections,
-                starttls_context=starttls_context, ssl_context=ssl_context,
+                self,
+                timeout=timeout,
+                max_connections=max_connections,
+                starttls_context=starttls_context,
+                ssl_context=ssl_context,
                 require_starttls=require_starttls,
-                authenticator=authenticator, auth_required=auth_required,
+                authenticator=authenticator,
+                auth_required=auth_required,
                 auth_require_tls=auth_require_tls,
-                proxy_protocol=proxy_protocol)
+                proxy_protocol=proxy_protocol,
+            )
         except BaseException:
-            self.close()    # don't leave a half-made dispatcher in the map
+            self.close()  # don't leave a half-made dispatcher in the map
             raise
-        _debug('%s started at %s\n\tLocal addr: %s\n\tRemote addr:%s' % (
-            self.__class__.__name__, time.ctime(time.time()),
-            localaddr, remoteaddr))
+        _debug(
+            '%s started at %s\n\tLocal addr: %s\n\tRemote addr:%s'
+            % (self.__class__.__name__, time.ctime(time.time()), localaddr, remoteaddr)
+        )
 
-    def handle_accepted(self, conn, addr):
+    def handle_accepted(self, conn: socket.socket, addr: Any) -> None:
         _debug('Incoming connection from %s' % repr(addr))
         # Extensions may refuse the connection or run a PROXY header or TLS
         # handshake first; then, or at once, _start_session.
         self._hooks.accepted(self, conn, addr)
 
-    def _start_session(self, conn, addr):
+    def _start_session(self, conn: socket.socket, addr: Any) -> None:
         # Positional, as CPython passes them: subclasses may rename them.
-        self.channel_class(self, conn, addr, self.data_size_limit, self._map,
-                           self.enable_SMTPUTF8, self._decode_data)
+        self.channel_class(
+            self,
+            conn,
+            addr,
+            self.data_size_limit,
+            self._map,
+            self.enable_SMTPUTF8,
+            self._decode_data,
+        )
 
-    def close(self):
+    def close(self) -> None:
         asyncore.dispatcher.close(self)
         self._hooks.server_closed(self)
 
-    def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+    def process_message(
+        self,
+        peer: _Address,
+        mailfrom: str,
+        rcpttos: List[str],
+        data: Union[bytes, str],
+        **kwargs: Any,
+    ) -> Optional[str]:
         """Handle one message; subclasses must override this.
 
         peer      the client's address, as from getpeername()
@@ -833,7 +964,7 @@ class SMTPServer(asyncore.dispatcher):
 class DebuggingServer(SMTPServer):
     """Prints each message on stdout, with an X-Peer header added."""
 
-    def _print_message_content(self, peer, data):
+    def _print_message_content(self, peer: _Address, data: Union[bytes, str]) -> None:
         as_bytes = not isinstance(data, str)
         in_headers = True
         for line in data.splitlines():
@@ -844,11 +975,22 @@ class DebuggingServer(SMTPServer):
                 in_headers = False
             print(repr(line) if as_bytes else line)
 
-    def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+    # Typed as SMTPServer's, whose subclasses may return a reply; this one
+    # falls off the end, returning None ('250 OK') as CPython's did.
+    def process_message(  # type: ignore[return]
+        self,
+        peer: _Address,
+        mailfrom: str,
+        rcpttos: List[str],
+        data: Union[bytes, str],
+        **kwargs: Any,
+    ) -> Optional[str]:
         print('---------- MESSAGE FOLLOWS ----------')
         # Only bytes-mode channels pass options; empty lists are not shown.
-        for key, template in (('mail_options', 'mail options: %s'),
-                              ('rcpt_options', 'rcpt options: %s\n')):
+        for key, template in (
+            ('mail_options', 'mail options: %s'),
+            ('rcpt_options', 'rcpt options: %s\n'),
+        ):
             if kwargs.get(key):
                 print(template % kwargs[key])
         self._print_message_content(peer, data)
@@ -864,12 +1006,19 @@ class PureProxy(SMTPServer):
     reached).
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         if kwargs.get('enable_SMTPUTF8'):
             raise ValueError("PureProxy does not support SMTPUTF8.")
         super().__init__(*args, **kwargs)
 
-    def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+    def process_message(
+        self,
+        peer: _Address,
+        mailfrom: str,
+        rcpttos: List[str],
+        data: Union[bytes, str],
+        **kwargs: Any,
+    ) -> Optional[str]:
         # kwargs: the mail and rcpt options a bytes-mode channel passes
         # (CPython's PureProxy took none, so it failed on every message
         # unless decode_data was set).
@@ -877,8 +1026,7 @@ class PureProxy(SMTPServer):
             data = data.encode('utf-8')
         lines = data.split(b'\n')
         # X-Peer goes last among the headers: before the first blank line.
-        end = next((i for i, line in enumerate(lines) if not line),
-                   len(lines))
+        end = next((i for i, line in enumerate(lines) if not line), len(lines))
         lines.insert(end, b'X-Peer: ' + peer[0].encode('ascii'))
         # CRLF line ends: smtplib passes bytes on as they are, and a bare LF
         # is not allowed in SMTP data (RFC 5321 2.3.8).
@@ -886,10 +1034,12 @@ class PureProxy(SMTPServer):
         _debug('we got some refusals:', refused)
         return _relay_reply(refused, rcpttos)
 
-    def _deliver(self, mailfrom, rcpttos, data):
+    def _deliver(self, mailfrom: str, rcpttos: List[str], data: bytes) -> _Refusals:
         """Send the message on; return {recipient: (code, reply)} refused."""
         import smtplib
-        refused = {}
+
+        # The replies are bytes from smtplib, or the placeholder str below.
+        refused: Dict[str, Tuple[int, Any]] = {}
         try:
             relay = smtplib.SMTP()
             relay.connect(self._remoteaddr[0], self._remoteaddr[1])
@@ -904,23 +1054,22 @@ class PureProxy(SMTPServer):
             _debug('got', e.__class__)
             # Count every recipient as refused, with the server's code and
             # reply when the error carries them, else placeholders.
-            failure = (getattr(e, 'smtp_code', -1),
-                       getattr(e, 'smtp_error', 'ignore'))
+            failure = (getattr(e, 'smtp_code', -1), getattr(e, 'smtp_error', 'ignore'))
             refused.update(dict.fromkeys(rcpttos, failure))
         return refused
 
 
-def _hang_up(relay):
+def _hang_up(relay: smtplib.SMTP) -> None:
     """Say QUIT to the relay, or just close if that fails: what the relay
     accepted stays accepted (CPython counted a failed QUIT as a refusal of
     every recipient)."""
     try:
         relay.quit()
-    except OSError:     # smtplib.SMTPException included
+    except OSError:  # smtplib.SMTPException included
         relay.close()
 
 
-def _relay_reply(refused, rcpttos):
+def _relay_reply(refused: _Refusals, rcpttos: Sequence[str]) -> Optional[str]:
     """PureProxy's reply for a message the relay *refused* for some
     recipients: None (250 OK) if any recipient took it, else the relay's own
     reply, a temporary one in preference, so that the client tries again;
@@ -942,20 +1091,34 @@ def _relay_reply(refused, rcpttos):
 
 # (letter, long name, value name or None, explanation), in --help's order.
 # The help text and getopt's option lists are both made from this table.
-_OPTIONS = (
-    ('n', 'nosetuid', None,
-     "This program generally tries to setuid `nobody', unless this flag is "
-     "set.  The setuid call will fail if this program is not run as root "
-     "(in which case, use this flag)."),
+_OPTIONS: Tuple[Tuple[str, str, Optional[str], str], ...] = (
+    (
+        'n',
+        'nosetuid',
+        None,
+        (
+            "This program generally tries to setuid `nobody', unless this flag is "
+            "set.  The setuid call will fail if this program is not run as root "
+            "(in which case, use this flag)."
+        ),
+    ),
     ('V', 'version', None, "Print the version number and exit."),
-    ('c', 'class', 'classname',
-     "Use `classname' as the concrete SMTP proxy class.  Uses `PureProxy' "
-     "by default."),
-    ('s', 'size', 'limit',
-     'Restrict the total size of the incoming message to "limit" number of '
-     'bytes via the RFC 1870 SIZE extension.  Defaults to 33554432 bytes.'),
-    ('u', 'smtputf8', None,
-     "Enable the SMTPUTF8 extension and behave as an RFC 6531 smtp proxy."),
+    (
+        'c',
+        'class',
+        'classname',
+        "Use `classname' as the concrete SMTP proxy class.  Uses `PureProxy' by default.",
+    ),
+    (
+        's',
+        'size',
+        'limit',
+        (
+            'Restrict the total size of the incoming message to "limit" number of '
+            'bytes via the RFC 1870 SIZE extension.  Defaults to 33554432 bytes.'
+        ),
+    ),
+    ('u', 'smtputf8', None, "Enable the SMTPUTF8 extension and behave as an RFC 6531 smtp proxy."),
     ('d', 'debug', None, "Turn on debugging prints."),
     ('h', 'help', None, "Print this message and exit."),
 )
@@ -963,29 +1126,36 @@ _OPTIONS = (
 _DEFAULTS_NOTE = (
     "If localhost is not given then `localhost' is used, and if localport is "
     "not given then 8025 is used.  If remotehost is not given then "
-    "`localhost' is used, and if remoteport is not given, then 25 is used.")
+    "`localhost' is used, and if remoteport is not given, then 25 is used."
+)
 
 
-def _help_text():
+def _help_text() -> str:
     """The --help text, laid out as CPython's smtpd laid out its own."""
-    parts = ['An RFC 5321 smtp proxy with optional RFC 1870 and RFC 6531 '
-             'extensions.',
-             'Usage: %s [options] [localhost:localport '
-             '[remotehost:remoteport]]' % program,
-             'Options:']
+    parts = [
+        'An RFC 5321 smtp proxy with optional RFC 1870 and RFC 6531 extensions.',
+        'Usage: %s [options] [localhost:localport [remotehost:remoteport]]' % program,
+        'Options:',
+    ]
     indent = ' ' * 8
     for letter, name, value_name, explanation in _OPTIONS:
         value = ' ' + value_name if value_name else ''
-        parts.append('    --%s%s\n    -%s%s\n%s' % (
-            name, value, letter, value,
-            textwrap.fill(explanation, 79, initial_indent=indent,
-                          subsequent_indent=indent)))
+        parts.append(
+            '    --%s%s\n    -%s%s\n%s'
+            % (
+                name,
+                value,
+                letter,
+                value,
+                textwrap.fill(explanation, 79, initial_indent=indent, subsequent_indent=indent),
+            )
+        )
     parts.append('Version: %s' % __version__)
     parts.append(textwrap.fill(_DEFAULTS_NOTE, 79))
     return '\n\n'.join(parts) + '\n'
 
 
-def usage(code, msg=''):
+def usage(code: int, msg: object = '') -> NoReturn:
     """Print the help text (and *msg*, if any) on stderr; exit with *code*."""
     print(_help_text(), file=sys.stderr)
     if msg:
@@ -1001,9 +1171,14 @@ class Options:
     # The default that --help states (CPython's was None: no limit at all).
     size_limit = DATA_SIZE_DEFAULT
     enable_SMTPUTF8 = False
+    # Set by parseargs(), from its positional arguments.
+    localhost: str
+    localport: int
+    remotehost: str
+    remoteport: int
 
 
-def _getopt_specs():
+def _getopt_specs() -> Tuple[str, List[str]]:
     """getopt's short-option string and long-option list, from _OPTIONS."""
     short, longs = '', []
     for letter, name, value_name, _ in _OPTIONS:
@@ -1012,7 +1187,7 @@ def _getopt_specs():
     return short, longs
 
 
-def _option_letters():
+def _option_letters() -> Dict[str, str]:
     """Map each spelling of an option ('-n', '--nosetuid') to its letter."""
     letters = {}
     for letter, name, _, _ in _OPTIONS:
@@ -1020,19 +1195,19 @@ def _option_letters():
     return letters
 
 
-def _size_option(text):
+def _size_option(text: str) -> int:
     """The --size limit: bytes, 0 for none (RFC 1870's "SIZE 0")."""
     try:
         size = int(text)
     except ValueError:
         size = -1
-    if size < 0:    # CPython took a negative limit and refused every message
+    if size < 0:  # CPython took a negative limit and refused every message
         print('Invalid size: ' + text, file=sys.stderr)
         sys.exit(1)
     return size
 
 
-def _address_option(spec, which):
+def _address_option(spec: str, which: str) -> Tuple[str, int]:
     """Split 'host:port' or '[IPv6 address]:port' into (host, int port), or
     exit with usage."""
     if spec.startswith('['):
@@ -1047,7 +1222,7 @@ def _address_option(spec, which):
         usage(1, 'Bad %s port: %s' % (which, spec))
 
 
-def parseargs():
+def parseargs() -> Options:
     """Read sys.argv into an Options instance, exiting on --help, --version
     or bad input.  --debug points DEBUGSTREAM at stderr."""
     global DEBUGSTREAM

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import configparser
 import os
-from typing import Optional
+
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+del TYPE_CHECKING
 
 DISTRIBUTION = 'smtpd-compat'
 _PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))

@@ -67,6 +67,9 @@ if TYPE_CHECKING:
     # A mechanism: yields challenges, is sent the decoded responses, and
     # returns (login, password).
     _Exchange = Generator[bytes, Optional[bytes], Tuple[str, Any]]
+    # check(channel, mechanism, login, password) -> true to accept; the
+    # password is a str, or a CramMD5Response for CRAM-MD5.
+    _Authenticator = Callable[[SMTPChannel, str, str, Any], object]
 del TYPE_CHECKING
 
 __all__ = [
@@ -156,7 +159,7 @@ def cram_md5(initial_response: Optional[bytes], hostname: str = 'localhost') -> 
         '<%s.%d@%s>' % (binascii.hexlify(os.urandom(8)).decode(), time.time(), hostname)
     ).encode('ascii')
     response = yield challenge
-    user, space, digest = _text(response).rpartition(' ')  # type: ignore[arg-type]
+    user, space, digest = _text(response).rpartition(' ')  # type: ignore[arg-type]  # sent bytes
     if not space or not user:
         raise AuthError(UNDECODABLE)
     return user, CramMD5Response(challenge, digest)
@@ -199,9 +202,9 @@ class PasswordCheck:
 
 class Auth(hooks.Extension):
     def __init__(
-        self, authenticator: Any, required: bool = False, require_tls: bool = True
+        self, authenticator: _Authenticator, required: bool = False, require_tls: bool = True
     ) -> None:
-        self._check: Any = authenticator
+        self._check = authenticator
         self._required = required
         self._require_tls = require_tls
         offered = getattr(authenticator, 'mechanisms', DEFAULT_MECHANISMS)
@@ -221,15 +224,21 @@ class Auth(hooks.Extension):
         return ['AUTH ' + ' '.join(self.mechanisms)]
 
     def command_handler(
-        self, channel: SMTPChannel, connection: hooks.Connection, verb: str, handler: Any
-    ) -> Any:
+        self,
+        channel: SMTPChannel,
+        connection: hooks.Connection,
+        verb: str,
+        handler: hooks._Handler,
+    ) -> hooks._Handler:
         if verb == 'AUTH':
             return lambda arg: self._auth(channel, connection, arg)
         if verb == 'MAIL' and self._required and connection.login is None and handler is not None:
             return lambda arg: channel.push(REQUIRED)
         return handler
 
-    def intercept(self, channel: SMTPChannel, connection: hooks.Connection, line: Any) -> bool:
+    def intercept(
+        self, channel: SMTPChannel, connection: hooks.Connection, line: Union[bytes, str]
+    ) -> bool:
         if connection.auth_exchange is None:
             return False
         if not isinstance(line, str):

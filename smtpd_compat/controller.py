@@ -42,9 +42,14 @@ from .wakeup import Waker
 # typing is imported only by type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Optional, Union
+    from typing import Any, Callable, Dict, Optional, Tuple, Type, Union
 
-    _Factory = Union[type, Callable[[Any, asyncore._MapType], Any]]
+    from . import SMTPServer
+
+    _MapType = Dict[int, Any]  # a socket map: descriptor -> dispatcher
+    _Address = Tuple[str, int]
+    # An SMTPServer subclass, or factory(address, socket_map) -> the server.
+    _Factory = Union[Type[SMTPServer], Callable[[_Address, _MapType], Any]]
 del TYPE_CHECKING
 
 __all__ = ['Controller']
@@ -61,8 +66,8 @@ class Controller:
     def __init__(self, server_factory: _Factory, host: str = '127.0.0.1', port: int = 0) -> None:
         self.server_factory = server_factory
         self.host, self.port = host, port
-        self.server: Any = None
-        self._map: Any = None  # the socket map, while running
+        self.server: Any = None  # whatever the factory built
+        self._map: Optional[_MapType] = None  # the socket map, while running
         self._waker: Optional[Waker] = None
         self._thread: Optional[threading.Thread] = None
         self._error: Optional[BaseException] = None
@@ -73,11 +78,15 @@ class Controller:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _build(self, address: Any, socket_map: asyncore._MapType) -> Any:
-        factory: Any = self.server_factory
-        if isinstance(factory, type) and issubclass(factory, asyncore.dispatcher):
+    def _build(self, address: _Address, socket_map: _MapType) -> Any:
+        # Called with one of two signatures, chosen at run time.  mypy would
+        # narrow a name tested with isinstance() to the wrong one, so the
+        # call is made through another name, typed for both.
+        factory: Callable[..., Any] = self.server_factory
+        tested = self.server_factory
+        if isinstance(tested, type) and issubclass(tested, asyncore.dispatcher):
             # An SMTPServer subclass: (localaddr, remoteaddr, map=...).
-            return factory(address, None, map=socket_map)  # type: ignore[misc]
+            return factory(address, None, map=socket_map)
         return factory(address, socket_map)
 
     def start(self) -> Controller:

@@ -25,7 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional
 
-    from . import asyncore
+    _MapType = Dict[int, Any]  # a socket map: descriptor -> dispatcher
 del TYPE_CHECKING
 
 __all__ = ['Deadlines']
@@ -41,8 +41,8 @@ class Deadlines:
     close_when_idle()              close() once no deadline is left
     """
 
-    def __init__(self, map: asyncore._MapType) -> None:
-        self._due: Dict[Any, List[Any]] = {}  # key -> [when, seconds, on_expire]
+    def __init__(self, map: _MapType) -> None:
+        self._due: Dict[object, List[Any]] = {}  # key -> [when, seconds, on_expire]
         self._lock = threading.Condition()
         self._alarm_at: Optional[float] = None  # when the thread is to wake the loop
         self._stopped = False

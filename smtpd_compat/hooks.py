@@ -48,12 +48,20 @@ from . import asyncore
 # typing is imported only by type checkers: it would cost every start-up.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+    import ssl
+    from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Union
 
     from . import SMTPChannel, SMTPServer
+    from .auth import _Authenticator
     from .deadlines import Deadlines
 
+    class _Step(Protocol):
+        """A Prelude step (see Prelude)."""
+
+        def advance(self, prelude: Prelude) -> Optional[str]: ...
+
     _Handler = Optional[Callable[[Any], object]]  # an smtp_* method, or None
+    _MapType = Dict[int, Any]  # a socket map: descriptor -> dispatcher
 del TYPE_CHECKING
 
 __all__ = ['Extension', 'Connection', 'Hooks', 'NO_HOOKS', 'Prelude', 'READ', 'WRITE', 'build']
@@ -115,8 +123,8 @@ class Connection:
 
     def __init__(self) -> None:
         self.peer: Any = None
-        self.tls: Any = None
-        self.login: Any = None
+        self.tls: Optional[ssl.SSLSocket] = None
+        self.login: Optional[str] = None
         self.auth_exchange: Any = None  # an AUTH dialogue awaiting a response
         self._on_close: List[Callable[[], object]] = []
 
@@ -145,7 +153,7 @@ class Extension:
     def admit(self, server: SMTPServer, conn: socket.socket, connection: Connection) -> bool:
         return True
 
-    def prelude_steps(self, server: SMTPServer, connection: Connection) -> List[Any]:
+    def prelude_steps(self, server: SMTPServer, connection: Connection) -> List[_Step]:
         return []
 
     def opened(self, channel: SMTPChannel, connection: Connection) -> None:
@@ -184,7 +192,7 @@ class Hooks:
         # Connections accepted and about to become channels: the channel
         # constructor's signature is CPython's, so this is how opened()
         # finds the Connection made for it.
-        self._opening: Dict[Any, Connection] = {}
+        self._opening: Dict[socket.socket, Connection] = {}
 
     def accepted(self, server: SMTPServer, conn: socket.socket, addr: Any) -> None:
         connection = Connection()
@@ -222,6 +230,9 @@ class Hooks:
             # closed at once), so nobody else will close the Connection.
             if self._opening.pop(sock, None) is not None:
                 connection.close()
+
+    # ``channel.connection`` is set here, and read by the hooks below (a
+    # channel of a server without extensions has none).
 
     def opened(self, channel: SMTPChannel) -> None:
         connection = self._opening.pop(channel.conn, None)
@@ -287,8 +298,8 @@ class Prelude(asyncore.dispatcher):
     def __init__(
         self,
         sock: socket.socket,
-        map: asyncore._MapType,
-        steps: Iterable[Any],
+        map: _MapType,
+        steps: Iterable[_Step],
         connection: Connection,
         done: Callable[[socket.socket], None],
         abort: Callable[[], None],
@@ -368,14 +379,14 @@ def build(
     server: SMTPServer,
     timeout: Optional[float] = None,
     max_connections: Optional[int] = None,
-    starttls_context: Any = None,
-    ssl_context: Any = None,
+    starttls_context: Optional[ssl.SSLContext] = None,
+    ssl_context: Optional[ssl.SSLContext] = None,
     require_starttls: bool = False,
-    authenticator: Any = None,
+    authenticator: Optional[_Authenticator] = None,
     auth_required: bool = False,
     auth_require_tls: bool = True,
     proxy_protocol: bool = False,
-) -> Any:
+) -> Union[Hooks, _NoHooks]:
     """The hooks for SMTPServer's keyword-only options; NO_HOOKS if none."""
     # Imported here: a server without options never loads these modules.
     from . import auth, limits, tls
@@ -408,6 +419,7 @@ def build(
         # handshake: they are only closed.
         extensions.append(limits.ConnectionLimit(max_connections, reply=ssl_context is None))
     if timeout is not None:
+        # A timeout needs deadlines: made above.
         extensions.append(limits.IdleTimeout(timeout, deadlines))  # type: ignore[arg-type]
     if proxy_protocol:
         extensions.append(proxy.ProxyProtocol())
@@ -425,10 +437,10 @@ def build(
 def _check_options(
     timeout: Optional[float],
     max_connections: Optional[int],
-    starttls_context: Any,
-    ssl_context: Any,
+    starttls_context: Optional[ssl.SSLContext],
+    ssl_context: Optional[ssl.SSLContext],
     require_starttls: bool,
-    authenticator: Any,
+    authenticator: Optional[_Authenticator],
     auth_required: bool,
     auth_require_tls: bool,
 ) -> None:

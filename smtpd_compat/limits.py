@@ -71,7 +71,8 @@ class IdleTimeout(hooks.Extension):
         self._deadlines.touch(channel)
 
     def _expire(self, channel: SMTPChannel) -> None:
-        owner = channel._map.get(channel._fileno)
+        fileno = channel._fileno  # None once the channel has left the map
+        owner = None if fileno is None else channel._map.get(fileno)
         if owner is not None and owner is not channel:
             # A STARTTLS handshake holds the socket: no plain-text reply.
             owner.close()

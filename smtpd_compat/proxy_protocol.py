@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from . import SMTPChannel, SMTPServer
 
     _Peer = Union[Tuple[str, int], Tuple[str, int, int, int]]
-    _Found = Optional[Tuple[int, Any]]  # (length, Header)
+    _Found = Optional[Tuple[int, 'Header']]  # (length, header)
 del TYPE_CHECKING
 
 __all__ = ['parse', 'Header', 'HeaderError', 'ProxyProtocol', 'HeaderStep']
@@ -213,7 +213,7 @@ def _recv_exactly(sock: Any, size: int) -> bytes:
 
 
 class ProxyProtocol(hooks.Extension):
-    def prelude_steps(self, server: SMTPServer, connection: hooks.Connection) -> List[Any]:
+    def prelude_steps(self, server: SMTPServer, connection: hooks.Connection) -> List[hooks._Step]:
         return [HeaderStep()]
 
     def opened(self, channel: SMTPChannel, connection: hooks.Connection) -> None:

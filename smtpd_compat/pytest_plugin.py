@@ -44,7 +44,7 @@ Message = collections.namedtuple('Message', 'peer mailfrom rcpttos data kwargs')
 # typing is imported only by type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, Iterator, List, Optional, Union
+    from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 del TYPE_CHECKING
 
 
@@ -86,7 +86,7 @@ def smtpd_server_options() -> Dict[str, Any]:
 def smtpd_server(smtpd_server_options: Dict[str, Any]) -> Iterator[RunningServer]:
     options = dict(smtpd_server_options)
 
-    def build(address: Any, socket_map: Dict[int, Any]) -> RecordingServer:
+    def build(address: Tuple[str, int], socket_map: Dict[int, Any]) -> RecordingServer:
         return RecordingServer(address, None, map=socket_map, **options)
 
     with Controller(build) as controller:

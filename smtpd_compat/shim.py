@@ -24,8 +24,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from types import ModuleType
-from typing import Dict
+
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Dict
+del TYPE_CHECKING
 
 __all__ = ['install', 'MODULE_NAMES']
 

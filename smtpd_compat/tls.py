@@ -111,6 +111,8 @@ class Handshake:
 
     def advance(self, prelude: hooks.Prelude) -> Optional[str]:
         if self._sslsock is None:
+            # No context only in _Resume, whose socket is wrapped already;
+            # the prelude's socket is set in its __init__.
             self._sslsock = self._context.wrap_socket(  # type: ignore[union-attr]
                 prelude.socket,  # type: ignore[arg-type]
                 server_side=True,
@@ -124,6 +126,7 @@ class Handshake:
         except ssl.SSLWantWriteError:
             return hooks.WRITE
         prelude.connection.tls = self._sslsock
+        # Not a socket.socket, but all of one that asyncore uses.
         prelude.socket = TLSSocket(self._sslsock)  # type: ignore[assignment]
         return None
 
@@ -132,7 +135,7 @@ class ImplicitTLS(hooks.Extension):
     def __init__(self, context: ssl.SSLContext) -> None:
         self._context = context
 
-    def prelude_steps(self, server: SMTPServer, connection: hooks.Connection) -> List[Any]:
+    def prelude_steps(self, server: SMTPServer, connection: hooks.Connection) -> List[hooks._Step]:
         return [Handshake(self._context)]
 
 
@@ -167,8 +170,12 @@ class StartTLS(hooks.Extension):
         return [] if connection.tls else ['STARTTLS']
 
     def command_handler(
-        self, channel: SMTPChannel, connection: hooks.Connection, verb: str, handler: Any
-    ) -> Any:
+        self,
+        channel: SMTPChannel,
+        connection: hooks.Connection,
+        verb: str,
+        handler: hooks._Handler,
+    ) -> hooks._Handler:
         if verb == 'STARTTLS':
             return lambda arg: self._starttls(channel, connection, arg)
         if (
@@ -189,6 +196,7 @@ class StartTLS(hooks.Extension):
             channel.push(ALREADY_ACTIVE)
         else:
             channel.push(READY)
+            # Not a simple_producer, but it has more(), all that async_chat uses.
             channel.push_with_producer(
                 _AfterSent(lambda: self._handshake(channel, connection))  # type: ignore[arg-type]
             )
@@ -199,7 +207,7 @@ class StartTLS(hooks.Extension):
         # CVE-2011-0411 family), so they are dropped.
         channel.ac_in_buffer = b''
         sslsock = self._context.wrap_socket(
-            channel.socket,  # type: ignore[arg-type]
+            channel.socket,  # type: ignore[arg-type]  # an open channel's: set
             server_side=True,
             do_handshake_on_connect=False,
         )

@@ -17,7 +17,9 @@ from . import asyncore
 # typing is imported only by type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Optional
+    from typing import Any, Callable, Dict, Optional
+
+    _MapType = Dict[int, Any]  # a socket map: descriptor -> dispatcher
 del TYPE_CHECKING
 
 __all__ = ['Waker']
@@ -32,7 +34,7 @@ class Waker(asyncore.dispatcher):
 
     def __init__(
         self,
-        map: asyncore._MapType,
+        map: _MapType,
         on_wake: Callable[[], object],
         on_close: Optional[Callable[[], object]] = None,
     ) -> None:

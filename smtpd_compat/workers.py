@@ -28,6 +28,8 @@ SMTPServer it must call set_reuse_addr() before bind().  With ``count``
 of 1 nothing is forked: the server runs in the calling process.
 """
 
+from __future__ import annotations
+
 import os
 import signal
 import socket
@@ -35,6 +37,17 @@ import sys
 import traceback
 
 from . import asyncore
+
+# typing is imported only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import Any, Callable, List, NoReturn, Optional, Set, Tuple
+
+    # (host, port), or IPv6's (host, port, flowinfo, scope_id).
+    _Address = Tuple[Any, ...]
+    _MakeServer = Callable[[_Address], object]
+del TYPE_CHECKING
 
 __all__ = ['serve', 'Workers']
 
@@ -46,20 +59,27 @@ SHARE_PORT = hasattr(socket, 'SO_REUSEPORT') and sys.platform.startswith('linux'
 class Workers:
     """``count`` forked processes serving ``localaddr`` (see the module)."""
 
-    def __init__(self, make_server, localaddr, count, timeout=30.0, use_poll=False):
+    def __init__(
+        self,
+        make_server: _MakeServer,
+        localaddr: _Address,
+        count: int,
+        timeout: float = 30.0,
+        use_poll: bool = False,
+    ) -> None:
         if count < 1:
             raise ValueError('the number of workers must be at least 1')
         self.make_server = make_server
         self.address = localaddr
         self.count = count
         self.timeout, self.use_poll = timeout, use_poll
-        self.pids = []
-        self._running = set()
-        self._reservation = None
+        self.pids: List[int] = []
+        self._running: Set[int] = set()
+        self._reservation: Optional[socket.socket] = None
 
     # -- in the parent ---------------------------------------------------------
 
-    def start(self):
+    def start(self) -> Workers:
         """Fork the workers; return once each one listens (or has died)."""
         if self.count == 1:
             self.make_server(self.address)
@@ -68,13 +88,14 @@ class Workers:
             raise OSError('more than one worker needs os.fork()')
         if SHARE_PORT:
             self._reserve_address()
-            build = self._build_own_listener
+            build: Optional[Callable[[], None]] = self._build_own_listener
         else:
             # Made once, here; every worker inherits the listening socket.
             self.make_server(self.address)
             self.address = self._bound_address()
             build = None
         self._parent = os.getpid()
+        ready_w: Optional[int]
         ready_r, ready_w = os.pipe()
         try:
             for _ in range(self.count):
@@ -100,7 +121,7 @@ class Workers:
             raise
         return self
 
-    def _reserve_address(self):
+    def _reserve_address(self) -> None:
         # A bound socket that never listens keeps the port ours (and tells
         # us which one it is, if 0 was asked for) without taking a share of
         # the connections.
@@ -113,13 +134,13 @@ class Workers:
         self._reservation = sock
         self.address = (host, sock.getsockname()[1]) + tuple(self.address[2:])
 
-    def _bound_address(self):
+    def _bound_address(self) -> _Address:
         for channel in asyncore.socket_map.values():
             if channel.accepting:
                 return (self.address[0], channel.socket.getsockname()[1]) + tuple(self.address[2:])
         return self.address
 
-    def _await_readiness(self, ready_r):
+    def _await_readiness(self, ready_r: int) -> None:
         # Each worker writes one byte once it listens; a worker that dies
         # first closes its end without writing.
         ready = 0
@@ -129,7 +150,7 @@ class Workers:
         finally:
             os.close(ready_r)
 
-    def wait(self):
+    def wait(self) -> int:
         """Wait for every worker to end; return the first bad exit status.
 
         When one worker ends on its own, the others are stopped: a server
@@ -150,7 +171,7 @@ class Workers:
             self._reservation = None
         return status
 
-    def stop(self, signum=signal.SIGTERM):
+    def stop(self, signum: int = signal.SIGTERM) -> None:
         """Send ``signum`` to the workers still running."""
         for pid in list(self._running):
             try:
@@ -160,13 +181,13 @@ class Workers:
 
     # -- in a worker -----------------------------------------------------------
 
-    def _build_own_listener(self):
+    def _build_own_listener(self) -> None:
         if self._reservation is not None:
             self._reservation.close()  # the parent's business
         asyncore.dispatcher._share_port = True
         self.make_server(self.address)
 
-    def _run_worker(self, build, ready_w):
+    def _run_worker(self, build: Optional[Callable[[], None]], ready_w: int) -> NoReturn:
         # 0 unless something unexpected happens: a SIGTERM from the parent
         # may land while an interrupt is being handled, and must not turn a
         # clean stop into a failure.
@@ -198,11 +219,11 @@ class Workers:
                 os._exit(status)
 
 
-def _exit_quietly(signum, frame):
+def _exit_quietly(signum: int, frame: Optional[FrameType]) -> NoReturn:
     raise SystemExit(0)
 
 
-def _loop_while_parent_lives(parent, timeout, use_poll):
+def _loop_while_parent_lives(parent: int, timeout: float, use_poll: bool) -> None:
     """asyncore.loop(), that also ends if the parent is killed: a worker
     must not serve on, orphaned, when nobody will stop it.  (Checked after
     each pass, so within ``timeout`` seconds.)"""
@@ -211,13 +232,19 @@ def _loop_while_parent_lives(parent, timeout, use_poll):
         asyncore.loop(timeout, use_poll, count=1)
 
 
-def _exit_code(raw_status):
+def _exit_code(raw_status: int) -> int:
     if os.WIFSIGNALED(raw_status):
         return 128 + os.WTERMSIG(raw_status)
     return os.WEXITSTATUS(raw_status)
 
 
-def serve(make_server, localaddr, count, timeout=30.0, use_poll=False):
+def serve(
+    make_server: _MakeServer,
+    localaddr: _Address,
+    count: int,
+    timeout: float = 30.0,
+    use_poll: bool = False,
+) -> int:
     """Run ``count`` workers (see the module docstring) until they end.
 
     Returns 0 when they all stopped cleanly, else the first bad status.
