@@ -26,15 +26,21 @@ WAIT_SECONDS = 20
 
 def pytest_addoption(parser):
     group = parser.getgroup("differential", "tests/test_differential.py")
-    group.addoption("--sessions", type=int, default=None,
-                    help="generated sessions for the differential test (default 900)")
+    group.addoption(
+        "--sessions",
+        type=int,
+        default=None,
+        help="generated sessions for the differential test (default 900)",
+    )
     group.addoption("--seed", default=None, help="seed for the differential test")
 
 
 def pytest_configure(config):
     # The differential test reads these when it is imported, after this runs.
-    for option, variable in (("sessions", "SMTPD_COMPAT_DIFF_SESSIONS"),
-                             ("seed", "SMTPD_COMPAT_DIFF_SEED")):
+    for option, variable in (
+        ("sessions", "SMTPD_COMPAT_DIFF_SESSIONS"),
+        ("seed", "SMTPD_COMPAT_DIFF_SEED"),
+    ):
         value = config.getoption(option)
         if value is not None:
             os.environ[variable] = str(value)
@@ -184,7 +190,9 @@ def reference_python():
     if pyenv:
         root = subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip()
         for minor in ("3.11", "3.10", "3.9", "3.8"):
-            found = sorted(glob.glob(os.path.join(root, "versions", minor + ".*", "bin", "python" + minor)))
+            found = sorted(
+                glob.glob(os.path.join(root, "versions", minor + ".*", "bin", "python" + minor))
+            )
             if found:
                 return found[-1]
     return None

@@ -14,6 +14,7 @@ import textwrap
 import time
 
 import pytest
+
 from conftest import REPO, WAIT_SECONDS, listening_port
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="workers need os.fork()")
