@@ -483,7 +483,13 @@ class SMTPChannel(asynchat.async_chat):
         # Text that does not fit (an echoed command or VRFY argument, a reply
         # from process_message) is sent escaped; CPython raised and dropped
         # the connection.
-        asynchat.async_chat.push(self, (msg + '\r\n').encode(encoding, 'backslashreplace'))
+        data = (msg + '\r\n').encode(encoding, 'backslashreplace')
+        if self._holding_output and len(data) <= self.ac_out_buffer_size:
+            # All async_chat.push() would do: queue it.  handle_read() sends
+            # what it held back once the input is handled.
+            self.producer_fifo.append(data)
+        else:
+            asynchat.async_chat.push(self, data)
 
     def collect_incoming_data(self, data: bytes) -> None:
         if self.smtp_state == self.COMMAND:
@@ -618,7 +624,8 @@ class SMTPChannel(asynchat.async_chat):
         options: Dict[str, Any] = {}
         if not self._decode_data:
             options = {'mail_options': self.mail_options, 'rcpt_options': self.rcpt_options}
-        options.update(self._hooks.message_kwargs(self))
+        if self._hooks is not _NO_HOOKS:
+            options.update(self._hooks.message_kwargs(self))
         try:
             # mailfrom is set: DATA needs a RCPT, RCPT a MAIL.
             status = self.smtp_server.process_message(
@@ -747,24 +754,23 @@ class SMTPChannel(asynchat.async_chat):
             self.push(_NEED_HELO)
             return
         _debug('===> MAIL', arg)
-        syntax_error = '501 ' + self._syntax('MAIL')
         if arg is None:
-            self.push(syntax_error)
+            self.push('501 ' + self._syntax('MAIL'))
             return
         address, rest = self._getaddr(self._strip_command_keyword('FROM:', arg))
         if not address or (rest and not self.extended_smtp):
-            self.push(syntax_error)
+            self.push('501 ' + self._syntax('MAIL'))
             return
         if self.mailfrom:
             self.push('503 Error: nested MAIL command')
             return
-        options = rest.upper().split()
+        options = rest.upper().split() if rest else []
         params = self._getparams(options)
         if params is None:
-            self.push(syntax_error)
+            self.push('501 ' + self._syntax('MAIL'))
             return
         smtputf8 = self.enable_SMTPUTF8 and params.get('SMTPUTF8') is True
-        reply = self._check_mail_params(params, syntax_error)
+        reply = self._check_mail_params(params) if params else None
         if reply:
             self.push(reply)
             return
@@ -775,7 +781,7 @@ class SMTPChannel(asynchat.async_chat):
         _debug('sender:', self.mailfrom)
         self.push(_OK)
 
-    def _check_mail_params(self, params: _Params, syntax_error: str) -> Optional[str]:
+    def _check_mail_params(self, params: _Params) -> Optional[str]:
         """Consume the MAIL parameters we know; return an error reply or None.
 
         Checked in CPython's order, which decides the reply when several
@@ -791,7 +797,7 @@ class SMTPChannel(asynchat.async_chat):
         size = params.pop('SIZE', None)
         if size is not None:
             if not _is_size_value(size):
-                return syntax_error
+                return '501 ' + self._syntax('MAIL')
             if self.data_size_limit and int(size) > self.data_size_limit:
                 return '552 Error: message size exceeds fixed maximum message size'
         if params:
@@ -806,18 +812,17 @@ class SMTPChannel(asynchat.async_chat):
         if not self.mailfrom:
             self.push('503 Error: need MAIL command')
             return
-        syntax_error = '501 ' + self._syntax('RCPT')
         if arg is None:
-            self.push(syntax_error)
+            self.push('501 ' + self._syntax('RCPT'))
             return
         address, rest = self._getaddr(self._strip_command_keyword('TO:', arg))
         if not address or (rest and not self.extended_smtp):
-            self.push(syntax_error)
+            self.push('501 ' + self._syntax('RCPT'))
             return
-        options = rest.upper().split()
+        options = rest.upper().split() if rest else []
         params = self._getparams(options)
         if params is None:
-            self.push(syntax_error)
+            self.push('501 ' + self._syntax('RCPT'))
         elif params:
             # No RCPT parameter is supported.
             self.push('555 RCPT TO parameters not recognized or not implemented')

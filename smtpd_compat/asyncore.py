@@ -783,12 +783,16 @@ class dispatcher:
         try:
             return self.socket.send(data)  # type: ignore[union-attr]
         except OSError as why:
-            if why.errno == EWOULDBLOCK:
-                return 0
-            if why.errno in _DISCONNECTED:
-                self.handle_close()
-                return 0
-            raise
+            return self._send_failed(why)
+
+    def _send_failed(self, why: OSError) -> int:
+        # send()'s answer to a failed socket.send(): nothing sent, or raise.
+        if why.errno == EWOULDBLOCK:
+            return 0
+        if why.errno in _DISCONNECTED:
+            self.handle_close()
+            return 0
+        raise why
 
     # -- the end of the peer's input ------------------------------------------
 

@@ -5,7 +5,11 @@ package's parser, and the message un-stuffing (whole text, and piece by piece as
 a message arrives) against the line-by-line definition of RFC 5321 4.5.2.
 """
 
+import errno
+import os
 import random
+import socket
+import time
 from email._header_value_parser import get_angle_addr
 
 import pytest
@@ -164,3 +168,115 @@ def test_a_get_terminator_set_on_the_instance_is_asked_too():
         assert chat.records == [b"one", b"two"]
     finally:
         chat.close()
+
+
+# The reply to a command is sent straight from handle_read() (one send() per
+# reply, skipping initiate_send()).  What the general path does with a send()
+# that takes part, would block, or fails must hold there too.
+
+
+class ScriptedSocket(socket.socket):
+    """A real socket whose send() answers from a script first:
+    an int (send that many bytes) or an exception to raise."""
+
+    script = ()
+
+    def send(self, data, *flags):
+        if self.script:
+            step, self.script = self.script[0], self.script[1:]
+            if isinstance(step, BaseException):
+                raise step
+            return super().send(data[:step], *flags)
+        return super().send(data, *flags)
+
+
+def echo_channel(script):
+    """(channel, its map, the client's socket): the channel answers each
+    line with b"ok " + line, over a ScriptedSocket."""
+    from smtpd_compat import asynchat
+
+    client, server = socket.socketpair()
+    ours = ScriptedSocket(server.family, server.type, server.proto, fileno=os.dup(server.fileno()))
+    server.close()
+    ours.script = tuple(script)
+
+    class Echo(asynchat.async_chat):
+        closed_by_peer = False
+        errors = 0
+
+        def __init__(self, sock, map):
+            asynchat.async_chat.__init__(self, sock, map=map)
+            self.set_terminator(b"\r\n")
+            self.line = b""
+
+        def collect_incoming_data(self, data):
+            self.line += data
+
+        def found_terminator(self):
+            self.push(b"ok " + self.line + b"\r\n")
+            self.line = b""
+
+        def handle_close(self):
+            self.closed_by_peer = True
+            self.close()
+
+        def handle_error(self):
+            self.errors += 1
+            self.close()
+
+    channels = {}
+    return Echo(ours, channels), channels, client
+
+
+def read_reply(client, channels, expected):
+    from smtpd_compat import asyncore
+
+    client.settimeout(0)
+    got = b""
+    deadline = time.monotonic() + 10
+    while len(got) < len(expected) and time.monotonic() < deadline:
+        asyncore.loop(timeout=0.01, map=channels, count=1)
+        try:
+            got += client.recv(4096)
+        except BlockingIOError:
+            pass
+    return got
+
+
+@pytest.mark.parametrize(
+    "script",
+    [[3], [BlockingIOError(errno.EWOULDBLOCK, "would block")], [1, 1, 1], []],
+    ids=["part", "would-block", "byte-by-byte", "whole"],
+)
+def test_a_reply_send_takes_in_part_goes_out_whole_and_once(script):
+    channel, channels, client = echo_channel(script)
+    try:
+        client.sendall(b"hello\r\n")
+        channel.handle_read()
+        assert read_reply(client, channels, b"ok hello\r\n") == b"ok hello\r\n"
+        assert not channel.producer_fifo
+        client.sendall(b"again\r\n")  # and the channel goes on as before
+        assert read_reply(client, channels, b"ok again\r\n") == b"ok again\r\n"
+    finally:
+        channel.close()
+        client.close()
+
+
+def test_a_reply_send_to_a_vanished_peer_closes_the_channel():
+    channel, channels, client = echo_channel([ConnectionResetError(errno.ECONNRESET, "reset")])
+    try:
+        client.sendall(b"hello\r\n")
+        channel.handle_read()
+        assert (channel.closed_by_peer, channel.errors, channels) == (True, 0, {})
+    finally:
+        client.close()
+
+
+def test_a_reply_send_failing_otherwise_is_the_channel_s_error():
+    channel, channels, client = echo_channel([OSError(errno.EINVAL, "invalid")])
+    try:
+        client.sendall(b"hello\r\n")
+        channel.handle_read()
+        assert (channel.closed_by_peer, channel.errors, channels) == (False, 1, {})
+    finally:
+        client.close()
