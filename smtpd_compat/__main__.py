@@ -153,6 +153,8 @@ def _start_server(
     """Create the server, which registers itself with the loop."""
     if local is None:
         local = (options.localhost, options.localport)
+    if extensions:
+        _check_takes_extensions(server_class, options.classname, extensions)
     try:
         server_class(
             local,
@@ -165,6 +167,24 @@ def _start_server(
         _fail('Cannot start %s: %s' % (options.classname, error))
     except OSError as error:  # e.g. the address is in use
         _fail('Cannot listen on %s: %s' % (_show_address(*local), error))
+
+
+def _check_takes_extensions(
+    server_class: Type[SMTPServer], name: str, extensions: Dict[str, Any]
+) -> None:
+    # A -c class whose __init__ lists its parameters without **kwargs cannot
+    # take the extensions' options: say so rather than fail with a traceback
+    # from inside the constructor.
+    import inspect
+
+    try:
+        signature = inspect.signature(server_class)
+    except (TypeError, ValueError):
+        return  # nothing to read: let the call itself decide
+    try:
+        signature.bind(None, None, 0, enable_SMTPUTF8=False, **extensions)
+    except TypeError as error:
+        _fail('Cannot start %s with %s: %s' % (name, ', '.join(sorted(extensions)), error))
 
 
 def _show_address(host: str, port: int) -> str:

@@ -1,12 +1,14 @@
 """The command-line twins of the extension options, run as
 ``python -m smtpd_compat`` subprocesses."""
 
+import os
 import smtplib
 import subprocess
 import sys
 
 import pytest
 
+from conftest import REPO
 from extension_support import FQDN, WAIT_SECONDS, Client, greeting, timeout_reply
 from smtpd_compat import cli
 
@@ -112,3 +114,38 @@ def test_take_options_leaves_cpython_options_and_arguments_alone():
 def test_take_options_without_our_options_changes_nothing():
     args = ["--smtp", "-h"]  # "--smtp" is CPython's --smtputf8, abbreviated
     assert cli.take_options(args, "nVc:s:udh", ["smtputf8", "help"]) == (args, {})
+
+
+LEGACY_SINK = """
+import smtpd_compat
+
+
+class Sink(smtpd_compat.SMTPServer):
+    # Written before the extensions: a fixed parameter list, no **kwargs.
+    def __init__(self, localaddr, remoteaddr, data_size_limit=33554432,
+                 map=None, enable_SMTPUTF8=False, decode_data=False):
+        smtpd_compat.SMTPServer.__init__(self, localaddr, remoteaddr, data_size_limit,
+                                         map, enable_SMTPUTF8, decode_data)
+"""
+
+
+def test_an_extension_option_for_a_class_that_cannot_take_it_exits_1_with_a_message(
+    tmp_path,
+):
+    (tmp_path / "legacysink.py").write_text(LEGACY_SINK)
+    done = subprocess.run(
+        [sys.executable, "-m", "smtpd_compat", "-n", "-c", "legacysink.Sink"]
+        + ["--timeout", "5", "--max-connections", "3", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), REPO])),
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1,
+        "",
+        (
+            "Cannot start legacysink.Sink with max_connections, timeout: "
+            "got an unexpected keyword argument 'timeout'\n"
+        ),
+    )
