@@ -1011,6 +1011,11 @@ class PureProxy(SMTPServer):
     reached).
     """
 
+    # Seconds to wait for each answer of the relay (None: for ever, as
+    # CPython did).  The loop waits with it: a relay that accepted the
+    # connection and then said nothing stopped every session for good.
+    relay_timeout: Optional[float] = 60.0
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if kwargs.get('enable_SMTPUTF8'):
             raise ValueError("PureProxy does not support SMTPUTF8.")
@@ -1046,7 +1051,8 @@ class PureProxy(SMTPServer):
         # The replies are bytes from smtplib, or the placeholder str below.
         refused: Dict[str, Tuple[int, Any]] = {}
         try:
-            relay = smtplib.SMTP()
+            timeout = self.relay_timeout
+            relay = smtplib.SMTP() if timeout is None else smtplib.SMTP(timeout=timeout)
             relay.connect(self._remoteaddr[0], self._remoteaddr[1])
             try:
                 refused = relay.sendmail(mailfrom, rcpttos, data)

@@ -662,3 +662,19 @@ def test_ipv6_local_address_with_flowinfo_and_scope_id_is_accepted():
         ("bind", ("::1", 8025, 0, 0)),
         ("listen", smtpd._LISTEN_BACKLOG),
     ]
+
+
+class PatientProxy(SpyProxy):
+    relay_timeout = 0.5
+
+
+def test_pure_proxy_answers_451_when_the_relay_never_answers(start_server, connect):
+    assert smtpd.PureProxy.relay_timeout == 60.0
+    with socket.socket() as silent:
+        # Listening, so the connection is made (the kernel accepts it), but
+        # nobody ever reads or greets: CPython's PureProxy waited for ever.
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        proxy = start_server(PatientProxy, remoteaddr=silent.getsockname())
+        reply = send_through(proxy, b"a@example.org", [b"b@example.net"], MESSAGE, connect)
+    assert reply == b"451 Error: could not relay the message\r\n"
