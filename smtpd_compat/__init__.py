@@ -67,6 +67,8 @@ if TYPE_CHECKING:
     from smtpd_compat.auth import _Authenticator
 
     _Address = Tuple[str, int]  # (host, port), as typeshed's smtpd has it
+    # What SMTPServer listens on: also IPv6's (host, port, flowinfo, scope_id).
+    _ListenAddress = Union[Tuple[str, int], Tuple[str, int, int, int]]
     # ESMTP parameters: 'VALUE' for KEY=VALUE, True for a bare KEY.
     _Params = Dict[str, Union[str, Literal[True]]]
     # The extension hooks of a server and its channels.
@@ -867,8 +869,8 @@ class SMTPServer(asyncore.dispatcher):
 
     def __init__(
         self,
-        localaddr: _Address,
-        remoteaddr: _Address,
+        localaddr: _ListenAddress,
+        remoteaddr: Optional[_Address],
         data_size_limit: int = DATA_SIZE_DEFAULT,
         map: Optional[asyncore._MapType] = None,
         enable_SMTPUTF8: bool = False,
@@ -1053,7 +1055,10 @@ class PureProxy(SMTPServer):
         try:
             timeout = self.relay_timeout
             relay = smtplib.SMTP() if timeout is None else smtplib.SMTP(timeout=timeout)
-            relay.connect(self._remoteaddr[0], self._remoteaddr[1])
+            remote = self._remoteaddr
+            if remote is None:  # nowhere to relay to: as if unreachable
+                raise OSError('PureProxy was given no remote address')
+            relay.connect(remote[0], remote[1])
             try:
                 refused = relay.sendmail(mailfrom, rcpttos, data)
             finally:

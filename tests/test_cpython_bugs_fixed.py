@@ -678,3 +678,9 @@ def test_pure_proxy_answers_451_when_the_relay_never_answers(start_server, conne
         proxy = start_server(PatientProxy, remoteaddr=silent.getsockname())
         reply = send_through(proxy, b"a@example.org", [b"b@example.net"], MESSAGE, connect)
     assert reply == b"451 Error: could not relay the message\r\n"
+
+
+def test_pure_proxy_without_a_remote_address_answers_451(start_server, connect):
+    proxy = start_server(SpyProxy, remoteaddr=None)
+    reply = send_through(proxy, b"a@example.org", [b"b@example.net"], MESSAGE, connect)
+    assert reply == b"451 Error: could not relay the message\r\n"
