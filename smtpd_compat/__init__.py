@@ -485,13 +485,7 @@ class SMTPChannel(asynchat.async_chat):
         # Text that does not fit (an echoed command or VRFY argument, a reply
         # from process_message) is sent escaped; CPython raised and dropped
         # the connection.
-        data = (msg + '\r\n').encode(encoding, 'backslashreplace')
-        if self._holding_output and len(data) <= self.ac_out_buffer_size:
-            # All async_chat.push() would do: queue it.  handle_read() sends
-            # what it held back once the input is handled.
-            self.producer_fifo.append(data)
-        else:
-            asynchat.async_chat.push(self, data)
+        asynchat.async_chat.push(self, (msg + '\r\n').encode(encoding, 'backslashreplace'))
 
     def collect_incoming_data(self, data: bytes) -> None:
         if self.smtp_state == self.COMMAND:

@@ -152,40 +152,7 @@ class async_chat(asyncore.dispatcher):
         finally:
             self._holding_output = False
             if self.producer_fifo:
-                self._send_held_output()
-
-    def _send_held_output(self) -> None:
-        # What initiate_send() does, for what handle_read() held back, with
-        # the usual case (the queue is one reply) spelt out: this runs once
-        # per command.  _may_coalesce() has vouched that send() is ours.
-        fifo = self.producer_fifo
-        head = fifo[0]
-        if (
-            len(fifo) > 1
-            or type(head) is not bytes
-            or not head
-            or len(head) > self.ac_out_buffer_size
-            or not self.connected
-        ):
-            self.initiate_send()
-            return
-        try:
-            try:
-                sent = self.socket.send(head)  # type: ignore[union-attr]
-            except OSError as why:
-                sent = self._send_failed(why)
-        except OSError:
-            self.handle_error()
-            sent = 0
-        if sent == len(head):
-            del fifo[0]
-            if self._flushing_before_close:
-                self._output_drained()
-            return
-        if sent:
-            fifo[0] = head[sent:]  # keep the unsent rest
-        if fifo:
-            self._recheck_interest()  # the loop must wait to send the rest
+                self.initiate_send()
 
     def _frame_input(self) -> None:
         # get_terminator() is called for each record, as CPython does, when

@@ -783,16 +783,12 @@ class dispatcher:
         try:
             return self.socket.send(data)  # type: ignore[union-attr]
         except OSError as why:
-            return self._send_failed(why)
-
-    def _send_failed(self, why: OSError) -> int:
-        # send()'s answer to a failed socket.send(): nothing sent, or raise.
-        if why.errno == EWOULDBLOCK:
-            return 0
-        if why.errno in _DISCONNECTED:
-            self.handle_close()
-            return 0
-        raise why
+            if why.errno == EWOULDBLOCK:
+                return 0
+            if why.errno in _DISCONNECTED:
+                self.handle_close()
+                return 0
+            raise
 
     # -- the end of the peer's input ------------------------------------------
 

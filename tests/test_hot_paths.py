@@ -170,9 +170,9 @@ def test_a_get_terminator_set_on_the_instance_is_asked_too():
         chat.close()
 
 
-# The reply to a command is sent straight from handle_read() (one send() per
-# reply, skipping initiate_send()).  What the general path does with a send()
-# that takes part, would block, or fails must hold there too.
+# The reply to a command is held while handle_read() handles its input and
+# sent when it is done (one send() per read).  A send() that takes part,
+# would block, or fails must leave nothing lost and nothing sent twice.
 
 
 class ScriptedSocket(socket.socket):
